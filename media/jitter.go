@@ -1,0 +1,267 @@
+package media
+
+import "sync"
+
+// MaxFramePayload is the largest payload a jitter slot holds: 40 ms of G.711.
+const MaxFramePayload = 320
+
+const (
+	// underrunTicks is how many Pops may find the buffer empty before it
+	// prefills again. Without it a sender that pauses (hold, silence
+	// suppression) and resumes would see all its frames judged late, since
+	// the playout point kept moving while it was quiet.
+	underrunTicks = 3
+	// maxMisorder and maxDropout bound what counts as the same stream
+	// (RFC 3550 A.1); beyond them a sequence jump means a new stream.
+	maxMisorder = 100
+	maxDropout  = 3000
+	// drainTicks is the window (1 s) over which the lowest fill is watched:
+	// if even the lowest exceeded Depth, the network no longer needs the
+	// extra frames a past burst left behind, so one is dropped to bring the
+	// delay back towards Depth.
+	drainTicks = 50
+)
+
+// JitterConfig sizes a JitterBuffer. Zero fields take the defaults.
+type JitterConfig struct {
+	Depth    int // frames to hold before playout starts (default 2 = 40 ms)
+	Capacity int // slots (default 16); payloads up to 320 bytes each preallocated
+}
+
+func DefaultJitterConfig() JitterConfig {
+	return JitterConfig{Depth: 2, Capacity: 16}
+}
+
+// JitterStats counts frames: Pushed were stored, Popped played, Missing were
+// played as gaps, Dropped were refused on Push or discarded unplayed
+// (overflow, Reset, new stream).
+type JitterStats struct{ Pushed, Popped, Missing, Dropped uint64 }
+
+// JitterBuffer reorders one inbound leg's frames and releases one per 20 ms
+// tick. Push (socket reader) and Pop (room tick) may run concurrently; the
+// lock is held only for a copy of one frame.
+type JitterBuffer struct {
+	mu    sync.Mutex
+	depth int
+	slots int
+
+	data []byte  // slots × MaxFramePayload
+	size []int16 // payload length per slot; -1 when empty
+
+	started bool   // nextSeq is meaningful
+	playing bool   // prefill done
+	nextSeq uint16 // sequence number of the next Pop
+	head    int    // slot of nextSeq
+	held    int    // frames stored
+	span    int    // frames from nextSeq through the highest stored one
+	empty   int    // consecutive Pops that found nothing stored
+	ticks   int    // Pops in the current drain window
+	lowest  int    // lowest fill seen at a Pop in the window
+	probe   uint16 // expected next seq after an out-of-range jump
+	probing bool
+
+	stats JitterStats
+}
+
+// NewJitterBuffer preallocates every slot, so Push and Pop never allocate.
+// Capacity is raised to Depth+1 if needed, so prefill can complete.
+func NewJitterBuffer(cfg JitterConfig) *JitterBuffer {
+	def := DefaultJitterConfig()
+	if cfg.Depth <= 0 {
+		cfg.Depth = def.Depth
+	}
+	if cfg.Capacity <= 0 {
+		cfg.Capacity = def.Capacity
+	}
+	cfg.Capacity = max(cfg.Capacity, cfg.Depth+1)
+	j := &JitterBuffer{
+		depth: cfg.Depth,
+		slots: cfg.Capacity,
+		data:  make([]byte, cfg.Capacity*MaxFramePayload),
+		size:  make([]int16, cfg.Capacity),
+	}
+	j.clear()
+	return j
+}
+
+// Push stores a copy of one audio frame and reports whether it was kept.
+// ts is not used for ordering: sequence numbers are, and timestamp gaps from
+// silence suppression are absorbed by the underrun re-prefill.
+func (j *JitterBuffer) Push(seq uint16, ts uint32, payload []byte) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(payload) > MaxFramePayload {
+		j.stats.Dropped++
+		return false
+	}
+	if !j.started {
+		j.start(seq)
+	}
+	d := int(int16(seq - j.nextSeq))
+	if d < -maxMisorder || d > maxDropout {
+		// A new stream (sender restart, new SSRC) or a stray packet: switch
+		// only when the next packet confirms the jump, as RFC 3550 A.1 does.
+		if !j.probing || seq != j.probe {
+			j.probing, j.probe = true, seq+1
+			j.stats.Dropped++
+			return false
+		}
+		j.discard()
+		j.start(seq)
+		d = 0
+	}
+	j.probing = false
+	if d < 0 {
+		// Before the playout point: late, unless playout has not begun and
+		// the frame still fits in front of what is held.
+		if j.playing || j.span-d > j.slots {
+			j.stats.Dropped++
+			return false
+		}
+		j.nextSeq = seq
+		j.head = j.slot(d)
+		j.span -= d
+		d = 0
+	}
+	if d >= j.slots {
+		j.overflow(d - j.slots + 1)
+		if j.held == 0 {
+			// Nothing left to play: prefill again from this frame.
+			j.nextSeq, j.span, j.playing = seq, 0, false
+		}
+		d = int(int16(seq - j.nextSeq))
+	}
+	i := j.slot(d)
+	if j.size[i] >= 0 {
+		j.stats.Dropped++ // duplicate
+		return false
+	}
+	j.size[i] = int16(copy(j.data[i*MaxFramePayload:(i+1)*MaxFramePayload], payload))
+	j.held++
+	j.span = max(j.span, d+1)
+	j.stats.Pushed++
+	if !j.playing && j.span >= j.depth {
+		j.playing = true
+	}
+	return true
+}
+
+// Pop copies the next frame into dst and returns its length, or ok=false
+// when that frame is missing (the caller conceals) or the buffer is still
+// prefilling. It advances one frame per call once playing.
+func (j *JitterBuffer) Pop(dst []byte) (n int, ok bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if !j.playing {
+		return 0, false
+	}
+	if j.held == 0 {
+		j.stats.Missing++
+		if j.empty++; j.empty >= underrunTicks {
+			j.clear() // re-prefill: the next Push sets the playout point
+		} else {
+			j.advance(1)
+		}
+		return 0, false
+	}
+	j.empty = 0
+	j.drain()
+	i := j.head
+	if size := j.size[i]; size >= 0 {
+		n = copy(dst, j.data[i*MaxFramePayload:i*MaxFramePayload+int(size)])
+		j.size[i] = -1
+		j.held--
+		ok = true
+		j.stats.Popped++
+	} else {
+		j.stats.Missing++
+	}
+	j.advance(1)
+	return n, ok
+}
+
+// drain drops the oldest frame when the fill stayed above Depth for a whole
+// window, so latency added by a past jitter burst does not last the call.
+func (j *JitterBuffer) drain() {
+	j.lowest = min(j.lowest, j.held)
+	if j.ticks++; j.ticks < drainTicks {
+		return
+	}
+	if j.lowest > j.depth {
+		j.advance(1)
+		for j.held > 0 && j.size[j.head] < 0 {
+			j.advance(1)
+		}
+	}
+	j.ticks, j.lowest = 0, j.slots
+}
+
+func (j *JitterBuffer) Stats() JitterStats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.stats
+}
+
+// Reset discards held frames and prefills again; stats keep counting, since
+// they describe the leg rather than one stream.
+func (j *JitterBuffer) Reset() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.discard()
+}
+
+func (j *JitterBuffer) slot(d int) int {
+	return ((j.head+d)%j.slots + j.slots) % j.slots
+}
+
+func (j *JitterBuffer) start(seq uint16) {
+	j.started, j.playing = true, false
+	j.nextSeq = seq
+	j.head, j.span, j.empty = 0, 0, 0
+	j.ticks, j.lowest = 0, j.slots
+}
+
+// advance moves the playout point k frames on, dropping anything skipped.
+func (j *JitterBuffer) advance(k int) {
+	for ; k > 0 && j.held > 0; k-- {
+		if j.size[j.head] >= 0 {
+			j.size[j.head] = -1
+			j.held--
+			j.stats.Dropped++
+		}
+		j.head = (j.head + 1) % j.slots
+		j.nextSeq++
+		j.span = max(j.span-1, 0)
+	}
+	j.head = (j.head + k) % j.slots
+	j.nextSeq += uint16(k)
+	j.span = max(j.span-k, 0)
+	if j.held == 0 {
+		j.span = 0
+	}
+}
+
+// overflow makes room for a frame k slots past the window by dropping the
+// oldest frames, which bounds latency at Capacity frames when the sender's
+// clock runs fast. Gaps now at the head are skipped too: playing silence for
+// frames that can never arrive in time would only add latency.
+func (j *JitterBuffer) overflow(k int) {
+	j.advance(k)
+	for j.held > 0 && j.size[j.head] < 0 {
+		j.advance(1)
+	}
+}
+
+func (j *JitterBuffer) discard() {
+	j.stats.Dropped += uint64(j.held)
+	j.clear()
+}
+
+func (j *JitterBuffer) clear() {
+	for i := range j.size {
+		j.size[i] = -1
+	}
+	j.held, j.span, j.empty = 0, 0, 0
+	j.ticks, j.lowest = 0, j.slots
+	j.started, j.playing, j.probing = false, false, false
+}

@@ -1,0 +1,170 @@
+// Package server assembles ringside-media: store, SIP, rooms, API and events.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"ringside/server/api"
+	"ringside/server/events"
+	"ringside/server/room"
+	"ringside/server/sip"
+	"ringside/server/store"
+)
+
+// Config of a ringside-media process.
+type Config struct {
+	DataDir    string
+	SIPAddr    string // UDP host:port; port 0 picks a free one
+	HTTPAddr   string // TCP host:port; port 0 picks a free one
+	RTPMin     uint16
+	RTPMax     uint16
+	TrunkAllow []netip.Prefix
+	TrunkURI   string
+	PublicIP   netip.Addr
+	DeadAfter  time.Duration
+	Node       string
+	Logger     *slog.Logger
+	// PasswordIterations lowers the cost of new password hashes; tests only (0: default).
+	PasswordIterations int
+}
+
+// DefaultConfig is one box on loopback.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		SIPAddr:    "127.0.0.1:5060",
+		HTTPAddr:   "127.0.0.1:8080",
+		RTPMin:     20000,
+		RTPMax:     29999,
+		TrunkAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		DeadAfter:  30 * time.Second,
+		Node:       host,
+	}
+}
+
+// Server is a running ringside-media.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store store.Store
+	sip   *sip.Server
+	api   *api.API
+	http  *http.Server
+	clock *room.Clock
+
+	SIPAddr  string // as bound
+	HTTPAddr string
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start opens the store (marking calls a crash left open as interrupted), binds SIP and
+// HTTP and starts serving. Stop ends it.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("--data DIR is required: the directory for ringside.db")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	st, err := store.OpenWith(ctx, cfg.DataDir, store.Options{PasswordIterations: cfg.PasswordIterations})
+	if err != nil {
+		return nil, err
+	}
+	if n, err := st.MarkInterrupted(ctx, cfg.Node, time.Now().UTC()); err != nil {
+		st.Close()
+		return nil, err
+	} else if n > 0 {
+		cfg.Logger.Warn("calls left open by an earlier crash marked interrupted", "calls", n)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, clock: room.NewClock(runtime.GOMAXPROCS(0))}
+	if err := s.start(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	cfg := s.cfg
+	sipConn, err := net.ListenPacket("udp", cfg.SIPAddr)
+	if err != nil {
+		return fmt.Errorf("SIP address %s: %w", cfg.SIPAddr, err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		sipConn.Close()
+		return fmt.Errorf("HTTP address %s: %w", cfg.HTTPAddr, err)
+	}
+	mediaIP := netip.MustParseAddr("127.0.0.1")
+	if ap, err := netip.ParseAddrPort(sipConn.LocalAddr().String()); err == nil && !ap.Addr().IsUnspecified() {
+		mediaIP = ap.Addr()
+	}
+	bus := events.NewBus()
+	s.sip, err = sip.New(sip.Config{
+		MediaIP: mediaIP, PublicIP: cfg.PublicIP, RTPMin: cfg.RTPMin, RTPMax: cfg.RTPMax,
+		TrunkAllow: cfg.TrunkAllow, TrunkURI: cfg.TrunkURI, DeadAfter: cfg.DeadAfter, Node: cfg.Node,
+		Store: s.store, Events: bus, Clock: s.clock, Logger: s.log.With("part", "sip"),
+	})
+	if err != nil {
+		sipConn.Close()
+		httpLn.Close()
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if err := s.sip.Serve(runCtx, sipConn); err != nil {
+		cancel()
+		sipConn.Close()
+		httpLn.Close()
+		return err
+	}
+	s.SIPAddr = s.sip.Host()
+	s.HTTPAddr = httpLn.Addr().String()
+	s.api = api.New(api.Config{Store: s.store, Calls: s.sip, Events: bus, SIPHost: s.SIPAddr, Logger: s.log.With("part", "api")})
+	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second}
+	s.http.RegisterOnShutdown(s.api.Close)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.clock.Run(runCtx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Stop shuts down in two stages: stop taking calls and end the live ones (BYE to every
+// leg, history written), then stop the listeners and close the store.
+func (s *Server) Stop(ctx context.Context) error {
+	err := s.sip.Shutdown(ctx)
+	s.api.Close()
+	_ = s.http.Shutdown(ctx)
+	s.cancel()
+	s.wg.Wait()
+	if cerr := s.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Store gives tools and tests the store of a running server.
+func (s *Server) Store() store.Store { return s.store }

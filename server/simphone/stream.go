@@ -1,0 +1,416 @@
+package simphone
+
+import (
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"ringside/media"
+)
+
+const (
+	toneAmplitude   = 0.3
+	defaultDTMFType = 101
+	dtmfVolume      = 10 // -dBm0
+	dtmfToneFrames  = 5  // 100 ms of event before the End packets
+	dtmfEndPackets  = 3  // End packet sent three times (RFC 4733 §2.5.1.4)
+	dtmfGapFrames   = 2  // audio frames between two events
+)
+
+// Stats counts the packets of one call's RTP stream.
+type Stats struct {
+	Sent         int              // RTP packets sent (audio and telephone-event)
+	SentDTMF     int              // telephone-event packets sent
+	Received     int              // audio packets received (recorded)
+	ReceivedDTMF int              // telephone-event packets received
+	RTCP         int              // RTCP packets received (ignored)
+	Other        int              // packets that were neither (bad RTP, unknown payload type)
+	Sources      []netip.AddrPort // every address packets came from, in order of first appearance
+}
+
+type waiter struct {
+	n  int
+	ch chan struct{}
+}
+
+type dtmfState struct {
+	code uint8
+	ts   uint32
+	n    int
+}
+
+// stream is the RTP side of a call: one UDP socket, a sender on a steady
+// 20 ms clock and a receiver that records what arrives.
+type stream struct {
+	conn  *net.UDPConn
+	local netip.AddrPort
+	log   *slog.Logger
+	limit int // samples kept in the recording; 0 keeps all
+
+	mu      sync.Mutex
+	remote  netip.AddrPort
+	codec   media.Codec
+	txDTMF  uint8    // payload type we send telephone-event with
+	rxDTMF  [2]uint8 // payload types we accept as telephone-event
+	sending bool     // SDP direction lets us send
+	muted   bool
+	halted  bool        // StopMedia: send nothing at all
+	tone    *media.Tone // owned by the sender once handed over
+	warned  bool
+
+	rec      []int16
+	recTotal int // samples recorded since the last reset, for waiters
+	hdrs     []media.RTPHeader
+	waiters  []waiter
+	stats    Stats
+	seenSrc  map[netip.AddrPort]bool
+	lastEnd  uint32 // timestamp of the last telephone-event reported
+	haveEnd  bool
+	lastSSRC uint32
+
+	dtmfQ  chan uint8
+	digits chan rune
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+func newStream(log *slog.Logger, codec media.Codec, toneHz float64, limit time.Duration, digits chan rune) (*stream, error) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	s := &stream{
+		conn:    conn,
+		local:   conn.LocalAddr().(*net.UDPAddr).AddrPort(),
+		log:     log,
+		limit:   int(limit / (time.Second / media.SampleRate)),
+		codec:   codec,
+		txDTMF:  defaultDTMFType,
+		rxDTMF:  [2]uint8{defaultDTMFType, defaultDTMFType},
+		seenSrc: make(map[netip.AddrPort]bool),
+		dtmfQ:   make(chan uint8, 32),
+		digits:  digits,
+		stop:    make(chan struct{}),
+	}
+	s.setToneLocked(toneHz)
+	s.wg.Add(1)
+	go s.recvLoop()
+	return s, nil
+}
+
+// configure applies a negotiated session.
+func (s *stream) configure(remote netip.AddrPort, codec media.Codec, txDTMF, rxDTMF uint8, sending bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.remote = remote
+	s.codec = codec
+	if txDTMF == 0 {
+		txDTMF = defaultDTMFType
+	}
+	s.txDTMF = txDTMF
+	if rxDTMF != 0 {
+		s.rxDTMF[1] = rxDTMF
+	}
+	s.sending = sending
+	if remote.IsValid() && !remote.Addr().IsUnspecified() && !remote.Addr().IsLoopback() && !s.warned {
+		s.warned = true
+		s.log.Warn("peer's SDP names a non-loopback media address; not sending RTP there", "addr", remote)
+	}
+}
+
+func (s *stream) startSending() {
+	s.startOnce.Do(func() {
+		s.wg.Add(1)
+		go s.sendLoop()
+	})
+}
+
+func (s *stream) close() {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.conn.Close()
+	})
+	s.wg.Wait()
+}
+
+func (s *stream) setToneLocked(hz float64) {
+	if hz > 0 {
+		s.tone = media.NewTone(hz, toneAmplitude)
+	} else {
+		s.tone = nil
+	}
+}
+
+func (s *stream) setTone(hz float64) {
+	s.mu.Lock()
+	s.setToneLocked(hz)
+	s.mu.Unlock()
+}
+
+func (s *stream) setHalted(h bool) {
+	s.mu.Lock()
+	s.halted = h
+	s.mu.Unlock()
+}
+
+func (s *stream) setMuted(m bool) {
+	s.mu.Lock()
+	s.muted = m
+	s.mu.Unlock()
+}
+
+func (s *stream) sendLoop() {
+	defer s.wg.Done()
+	ticker := time.NewTicker(media.FrameDuration)
+	defer ticker.Stop()
+
+	var (
+		pcm     = make([]int16, media.FrameSamples)
+		payload = make([]byte, media.FrameSamples)
+		pkt     = make([]byte, 12+media.FrameSamples)
+		ssrc    = rand.Uint32()
+		seq     = uint16(rand.Uint32())
+		ts      = rand.Uint32()
+		marker  = true
+		ev      *dtmfState
+		gap     int
+	)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-ticker.C:
+		}
+		s.mu.Lock()
+		remote, codec, dtmfPT, muted, tone := s.remote, s.codec, s.txDTMF, s.muted, s.tone
+		canSend := s.sending && !s.halted && remote.IsValid() && remote.Port() != 0 && remote.Addr().IsLoopback()
+		s.mu.Unlock()
+
+		if !canSend {
+			ts += media.FrameSamples
+			marker = true
+			continue
+		}
+		if ev == nil && gap == 0 {
+			select {
+			case code := <-s.dtmfQ:
+				ev = &dtmfState{code: code, ts: ts}
+			default:
+			}
+		}
+
+		var h media.RTPHeader
+		var body []byte
+		isEvent := ev != nil
+		if isEvent {
+			e := media.DTMFEvent{Event: ev.code, Volume: dtmfVolume}
+			if ev.n < dtmfToneFrames {
+				e.Duration = uint16((ev.n + 1) * media.FrameSamples)
+			} else {
+				e.Duration = dtmfToneFrames * media.FrameSamples
+				e.End = true
+			}
+			n := e.Marshal(payload)
+			body = payload[:n]
+			h = media.RTPHeader{Marker: ev.n == 0, PayloadType: dtmfPT, Seq: seq, Timestamp: ev.ts, SSRC: ssrc}
+			ev.n++
+			if ev.n >= dtmfToneFrames+dtmfEndPackets {
+				ev = nil
+				gap = dtmfGapFrames
+			}
+		} else {
+			if gap > 0 {
+				gap--
+			}
+			if tone != nil && !muted {
+				tone.Fill(pcm)
+			} else {
+				clear(pcm)
+			}
+			codec.Encode(payload, pcm)
+			body = payload
+			h = media.RTPHeader{Marker: marker, PayloadType: uint8(codec), Seq: seq, Timestamp: ts, SSRC: ssrc}
+			marker = false
+		}
+		n := media.MarshalRTP(pkt, h, body)
+		if _, err := s.conn.WriteToUDPAddrPort(pkt[:n], remote); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Debug("rtp write failed", "to", remote, "err", err)
+		} else {
+			s.mu.Lock()
+			s.stats.Sent++
+			if isEvent {
+				s.stats.SentDTMF++
+			}
+			s.mu.Unlock()
+		}
+		seq++
+		ts += media.FrameSamples
+	}
+}
+
+func (s *stream) recvLoop() {
+	defer s.wg.Done()
+	buf := make([]byte, 2048)
+	pcm := make([]int16, len(buf))
+	for {
+		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case <-s.stop:
+				return
+			default:
+			}
+			continue
+		}
+		s.handlePacket(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), pcm)
+	}
+}
+
+func (s *stream) handlePacket(pkt []byte, from netip.AddrPort, pcm []int16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.seenSrc[from] {
+		s.seenSrc[from] = true
+		s.stats.Sources = append(s.stats.Sources, from)
+	}
+	if media.IsRTCP(pkt) {
+		s.stats.RTCP++
+		return
+	}
+	h, payload, err := media.ParseRTP(pkt)
+	if err != nil {
+		s.stats.Other++
+		return
+	}
+	switch pt := h.PayloadType; {
+	case pt == uint8(media.PCMU) || pt == uint8(media.PCMA):
+		media.Codec(pt).Decode(pcm, payload)
+		s.record(h, pcm[:len(payload)])
+	case pt == s.rxDTMF[0] || pt == s.rxDTMF[1]:
+		s.stats.ReceivedDTMF++
+		e, err := media.ParseDTMFEvent(payload)
+		if err != nil || !e.End {
+			return
+		}
+		if s.haveEnd && s.lastEnd == h.Timestamp && s.lastSSRC == h.SSRC {
+			return // redundant End packet
+		}
+		s.haveEnd, s.lastEnd, s.lastSSRC = true, h.Timestamp, h.SSRC
+		if d, ok := media.DTMFDigit(e.Event); ok {
+			s.pushDigit(d)
+		}
+	default:
+		s.stats.Other++
+	}
+}
+
+func (s *stream) pushDigit(d rune) {
+	select {
+	case s.digits <- d:
+	default:
+		s.log.Warn("DTMF channel full, digit dropped", "digit", string(d))
+	}
+}
+
+// record appends one received frame; s.mu held.
+func (s *stream) record(h media.RTPHeader, frame []int16) {
+	s.stats.Received++
+	s.rec = append(s.rec, frame...)
+	s.recTotal += len(frame)
+	s.hdrs = append(s.hdrs, h)
+	if s.limit > 0 {
+		if len(s.rec) > 2*s.limit {
+			s.rec = append(s.rec[:0], s.rec[len(s.rec)-s.limit:]...)
+		}
+		if maxH := s.limit/media.FrameSamples + 1; len(s.hdrs) > 2*maxH {
+			s.hdrs = append(s.hdrs[:0], s.hdrs[len(s.hdrs)-maxH:]...)
+		}
+	}
+	if len(s.waiters) > 0 {
+		kept := s.waiters[:0]
+		for _, w := range s.waiters {
+			if s.recTotal >= w.n {
+				close(w.ch)
+			} else {
+				kept = append(kept, w)
+			}
+		}
+		s.waiters = kept
+	}
+}
+
+func (s *stream) recording() []int16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := s.rec
+	if s.limit > 0 && len(rec) > s.limit {
+		rec = rec[len(rec)-s.limit:]
+	}
+	return append([]int16(nil), rec...)
+}
+
+func (s *stream) resetRecording() {
+	s.mu.Lock()
+	s.rec = s.rec[:0]
+	s.recTotal = 0
+	s.mu.Unlock()
+}
+
+func (s *stream) headers() []media.RTPHeader {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]media.RTPHeader(nil), s.hdrs...)
+}
+
+func (s *stream) resetHeaders() {
+	s.mu.Lock()
+	s.hdrs = s.hdrs[:0]
+	s.mu.Unlock()
+}
+
+// waitSamples returns a channel closed once n samples were recorded since the
+// last reset.
+func (s *stream) waitSamples(n int) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	if s.recTotal >= n {
+		close(ch)
+		return ch
+	}
+	s.waiters = append(s.waiters, waiter{n: n, ch: ch})
+	return ch
+}
+
+func (s *stream) getStats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Sources = append([]netip.AddrPort(nil), s.stats.Sources...)
+	return st
+}
+
+func (s *stream) remoteAddr() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remote
+}
+
+func (s *stream) currentCodec() media.Codec {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.codec
+}

@@ -1,0 +1,589 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	sipmsg "github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"ringside/media"
+	"ringside/server/calls"
+	"ringside/server/events"
+	"ringside/server/room"
+	"ringside/server/store"
+)
+
+// featureCode reads *1<ext>, *2<ext>, *3<ext>.
+func featureCode(user string) (room.Mode, string, bool) {
+	if len(user) < 3 || user[0] != '*' {
+		return "", "", false
+	}
+	mode, ok := room.ModeForDigit(rune(user[1]))
+	return mode, user[2:], ok
+}
+
+func (s *Server) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		s.reinvite(req, tx)
+		return
+	}
+	if s.closing.Load() {
+		respond(tx, req, 503, "Service Unavailable: server shutting down")
+		return
+	}
+	s.handlers.Add(1)
+	defer s.handlers.Done()
+
+	target := userPart(req.Recipient)
+	if mode, ext, ok := featureCode(target); ok {
+		s.monitorInvite(req, tx, mode, ext)
+		return
+	}
+	offer, codec, ok := s.readOffer(req, tx)
+	if !ok {
+		return
+	}
+	ctx, cancel := storeCtx()
+	agent, err := s.cfg.Store.UserByExt(ctx, target)
+	cancel()
+	isExt := err == nil
+	if isExt && s.trunk(req) && req.GetHeader("Authorization") == nil {
+		from := req.From()
+		cust := calls.Customer{Number: from.Address.User, Name: from.DisplayName}
+		s.bridgeInbound(req, tx, offer, codec, agent, cust)
+		return
+	}
+	if !isExt && s.trunk(req) && s.cfg.TrunkURI == "" && req.GetHeader("Authorization") == nil {
+		respond(tx, req, 404, "Not Found: no such extension")
+		return
+	}
+	caller, ok := s.authenticate(req, tx)
+	if !ok {
+		return
+	}
+	if !caller.Can(store.PermCall) {
+		respond(tx, req, 403, "Forbidden: you may not place calls")
+		return
+	}
+	if isExt {
+		// One extension calling another: the caller is the customer side of the agent's call.
+		s.bridgeInbound(req, tx, offer, codec, agent, calls.Customer{Number: caller.Ext, Name: caller.Name})
+		return
+	}
+	s.bridgeOutbound(req, tx, offer, codec, caller, target)
+}
+
+// readOffer parses and negotiates an INVITE's SDP; on failure it has answered 488.
+func (s *Server) readOffer(req *sipmsg.Request, tx sipmsg.ServerTransaction) (media.SessionDesc, media.Codec, bool) {
+	offer, err := media.ParseSDP(req.Body())
+	if err == nil {
+		var codec media.Codec
+		if codec, err = media.Negotiate(offer, s.cfg.Codecs); err == nil {
+			return offer, codec, true
+		}
+	}
+	respond(tx, req, 488, "Not Acceptable Here", warning(s.host, err))
+	return media.SessionDesc{}, 0, false
+}
+
+// warning carries the reason of a refusal in a Warning header (RFC 3261 §20.43).
+func warning(host string, err error) sipmsg.Header {
+	text := strings.ReplaceAll(err.Error(), `"`, "'")
+	return sipmsg.NewHeader("Warning", fmt.Sprintf(`399 %s "%s"`, host, text))
+}
+
+func (s *Server) busy(ext string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.agents[ext]) > 0
+}
+
+// bridgeInbound rings the agent for a customer (or colleague) who called in.
+func (s *Server) bridgeInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer media.SessionDesc, codec media.Codec, agent store.User, cust calls.Customer) {
+	contacts := s.reg.contacts(agent.Ext)
+	if len(contacts) == 0 {
+		respond(tx, req, 480, "Temporarily Unavailable: agent not registered")
+		return
+	}
+	if s.busy(agent.Ext) {
+		respond(tx, req, 486, "Busy Here")
+		return
+	}
+	from := &sipmsg.FromHeader{DisplayName: cust.Name, Address: sipmsg.Uri{Scheme: "sip", User: cust.Number, Host: s.contact.Address.Host}, Params: sipmsg.NewParams()}
+	to := &sipmsg.ToHeader{DisplayName: agent.Name, Address: sipmsg.Uri{Scheme: "sip", User: agent.Ext, Host: s.contact.Address.Host}, Params: sipmsg.NewParams()}
+	s.bridge(req, tx, offer, codec, "inbound", room.Customer, agent, cust, contacts, from, to)
+}
+
+// bridgeOutbound sends an agent's call to the trunk.
+func (s *Server) bridgeOutbound(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer media.SessionDesc, codec media.Codec, agent store.User, number string) {
+	if s.cfg.TrunkURI == "" {
+		respond(tx, req, 503, "Service Unavailable: no trunk configured for outbound calls")
+		return
+	}
+	var trunk sipmsg.Uri
+	if err := sipmsg.ParseUri(s.cfg.TrunkURI, &trunk); err != nil {
+		respond(tx, req, 500, "Server Internal Error: bad trunk URI")
+		return
+	}
+	trunk.User = number
+	if s.busy(agent.Ext) {
+		respond(tx, req, 486, "Busy Here: you are already on a call")
+		return
+	}
+	from := &sipmsg.FromHeader{DisplayName: agent.Name, Address: sipmsg.Uri{Scheme: "sip", User: agent.Ext, Host: s.contact.Address.Host}, Params: sipmsg.NewParams()}
+	to := &sipmsg.ToHeader{Address: sipmsg.Uri{Scheme: "sip", User: number, Host: trunk.Host, Port: trunk.Port}, Params: sipmsg.NewParams()}
+	s.bridge(req, tx, offer, codec, "outbound", room.Agent, agent, calls.Customer{Number: number}, []sipmsg.Uri{trunk}, from, to)
+}
+
+// bridge is the B2BUA: the caller's dialog (we are UAS) and the callee's (we are UAC) meet
+// in a new call's room. callerRole is the room role of whoever called us.
+func (s *Server) bridge(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer media.SessionDesc, codec media.Codec,
+	direction string, callerRole room.Role, agent store.User, cust calls.Customer, targets []sipmsg.Uri, from *sipmsg.FromHeader, to *sipmsg.ToHeader) {
+	callerEP, err := s.ports.Open()
+	if err != nil {
+		respond(tx, req, 503, "Service Unavailable: "+err.Error())
+		return
+	}
+	calleeEP, err := s.ports.Open()
+	if err != nil {
+		callerEP.Close()
+		respond(tx, req, 503, "Service Unavailable: "+err.Error())
+		return
+	}
+	ds, err := s.dialog.ReadInvite(req, tx)
+	if err != nil {
+		callerEP.Close()
+		calleeEP.Close()
+		respond(tx, req, 400, "Bad Request: "+err.Error())
+		return
+	}
+	_ = ds.Respond(100, "Trying", nil)
+	c, err := s.newCall(direction, agent, cust)
+	if err != nil {
+		callerEP.Close()
+		calleeEP.Close()
+		_ = ds.Respond(500, "Server Internal Error: can't write call history", nil)
+		return
+	}
+	calleeRole := room.Agent
+	if callerRole == room.Agent {
+		calleeRole = room.Customer
+	}
+	caller, callee := newLeg(c, callerRole, callerEP), newLeg(c, calleeRole, calleeEP)
+	caller.server, caller.dialog = ds, ds.ID
+	c.mu.Lock()
+	if callerRole == room.Customer {
+		c.customer, c.agent = caller, callee
+	} else {
+		c.customer, c.agent = callee, caller
+	}
+	c.mu.Unlock()
+	s.index(caller)
+
+	// Offer the callee the caller's codec first so an unmonitored call relays untouched.
+	codecs := append([]media.Codec{codec}, without(s.cfg.Codecs, codec)...)
+	sdp := s.localSDP(callee, codecs, media.SendRecv)
+	ringing := sync.OnceFunc(func() { _ = ds.Respond(180, "Ringing", nil) })
+	dc, answer, code, reason := s.dial(ds.Context(), targets, sdp, from, to, ringing)
+	if dc == nil {
+		if ds.Context().Err() != nil {
+			reason = "caller hung up before answer"
+		} else {
+			_ = ds.Respond(code, reason, nil)
+		}
+		s.endCall(c, reason)
+		return
+	}
+	calleeCodec := answer.Codecs[0]
+	callee.client, callee.dialog = dc, dc.ID
+	s.index(callee)
+	callee.answered.Store(true)
+	s.startMedia(callee, answer, calleeCodec, "")
+	s.startMedia(caller, offer, codec, "")
+	_ = c.room.Join(caller.media)
+	_ = c.room.Join(callee.media)
+	c.mu.Lock()
+	c.snap.TargetDialog = targetDialog(c.agent)
+	c.mu.Unlock()
+	s.answered(c)
+
+	caller.answered.Store(true)
+	if err := ds.RespondSDP(s.localSDP(caller, []media.Codec{codec}, answerDirection(offer.Direction))); err != nil {
+		c.log.Warn("caller did not confirm the answer", "err", err)
+		s.endCall(c, "caller did not acknowledge the answer")
+		return
+	}
+	<-c.ended
+}
+
+func without(cs []media.Codec, c media.Codec) []media.Codec {
+	var out []media.Codec
+	for _, o := range cs {
+		if o != c {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// targetDialog names the agent's dialog for Target-Dialog (RFC 4538), tags as the agent
+// sees them.
+func targetDialog(agent *leg) string {
+	var callID, local, remote string
+	switch {
+	case agent.client != nil && agent.client.InviteResponse != nil:
+		res := agent.client.InviteResponse
+		callID = res.CallID().Value()
+		local, _ = res.To().Params.Get("tag")
+		remote, _ = res.From().Params.Get("tag")
+	case agent.server != nil && agent.server.InviteResponse != nil:
+		res := agent.server.InviteResponse
+		callID = res.CallID().Value()
+		local, _ = res.From().Params.Get("tag")
+		remote, _ = res.To().Params.Get("tag")
+	default:
+		return ""
+	}
+	return fmt.Sprintf("%s;local-tag=%s;remote-tag=%s", callID, local, remote)
+}
+
+// dial calls every target at once; the first to answer wins and the rest are cancelled.
+// It returns the answered dialog and its SDP, or nil with the status to give the caller.
+func (s *Server) dial(callerCtx context.Context, targets []sipmsg.Uri, sdp []byte, from *sipmsg.FromHeader, to *sipmsg.ToHeader, ringing func()) (*sipgo.DialogClientSession, media.SessionDesc, int, string) {
+	ctx, cancel := context.WithTimeout(callerCtx, s.cfg.RingFor)
+	defer cancel()
+	type result struct {
+		dc     *sipgo.DialogClientSession
+		answer media.SessionDesc
+		code   int
+		reason string
+	}
+	results := make(chan result, len(targets))
+	callID := sipmsg.CallIDHeader(uuid.NewString())
+	from = sipmsg.HeaderClone(from).(*sipmsg.FromHeader)
+	from.Params.Add("tag", sipmsg.GenerateTagN(16))
+	for _, target := range targets {
+		go func() {
+			dc, err := s.dialog.Invite(ctx, target, sdp, sipmsg.HeaderClone(from), sipmsg.HeaderClone(to), &callID, sipmsg.NewHeader("Content-Type", "application/sdp"))
+			if err != nil {
+				results <- result{code: 480, reason: "Temporarily Unavailable: " + err.Error()}
+				return
+			}
+			err = dc.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sipmsg.Response) error {
+				if r.StatusCode == 180 || r.StatusCode == 183 {
+					ringing()
+				}
+				return nil
+			}})
+			if err != nil {
+				dc.Close()
+				var de *sipgo.ErrDialogResponse
+				switch {
+				case errors.As(err, &de):
+					results <- result{code: de.Res.StatusCode, reason: de.Res.Reason}
+				case ctx.Err() != nil && callerCtx.Err() == nil:
+					results <- result{code: 480, reason: "Temporarily Unavailable: no answer"}
+				default:
+					results <- result{code: 480, reason: "Temporarily Unavailable"}
+				}
+				return
+			}
+			if err := dc.Ack(context.Background()); err != nil {
+				dc.Close()
+				results <- result{code: 500, reason: "Server Internal Error: ACK failed"}
+				return
+			}
+			answer, err := media.ParseSDP(dc.InviteResponse.Body())
+			if err == nil && (len(answer.Codecs) == 0 || !containsCodec(s.cfg.Codecs, answer.Codecs[0])) {
+				err = media.ErrNoCommonCodec
+			}
+			if err != nil {
+				bctx, bcancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_ = dc.Bye(bctx)
+				bcancel()
+				dc.Close()
+				results <- result{code: 488, reason: "Not Acceptable Here: the called phone answered with unusable SDP"}
+				return
+			}
+			results <- result{dc: dc, answer: answer}
+		}()
+	}
+	var won *result
+	var last result
+	for range targets {
+		r := <-results
+		if r.dc == nil {
+			last = r
+			continue
+		}
+		if won == nil {
+			won = &r
+			cancel() // stop ringing the others
+			continue
+		}
+		// Answered too late: another phone already took the call.
+		bctx, bcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = r.dc.Bye(bctx)
+		bcancel()
+		r.dc.Close()
+	}
+	if won != nil {
+		return won.dc, won.answer, 0, ""
+	}
+	if last.code == 0 {
+		last.code, last.reason = 480, "Temporarily Unavailable"
+	}
+	return nil, media.SessionDesc{}, last.code, last.reason
+}
+
+func containsCodec(cs []media.Codec, c media.Codec) bool {
+	for _, o := range cs {
+		if o == c {
+			return true
+		}
+	}
+	return false
+}
+
+// reinvite handles hold, resume and address changes within a dialog.
+func (s *Server) reinvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	l := s.legByRequest(req)
+	if l == nil || l.media == nil {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	dir := media.SendRecv
+	if len(req.Body()) > 0 {
+		offer, err := media.ParseSDP(req.Body())
+		if err != nil {
+			respond(tx, req, 488, "Not Acceptable Here", warning(s.host, err))
+			return
+		}
+		if offer.Addr.Port() != 0 && offer.Addr.Addr().IsValid() && !offer.Addr.Addr().IsUnspecified() {
+			l.ep.Configure(offer.Addr, l.codec, offer.DTMFType)
+		}
+		dir = answerDirection(offer.Direction)
+	}
+	receiving := dir == media.SendRecv || dir == media.SendOnly
+	l.media.SetReceiving(receiving)
+	res := sipmsg.NewResponseFromRequest(req, 200, "OK", s.localSDP(l, []media.Codec{l.codec}, dir))
+	res.AppendHeader(sipmsg.NewHeader("Content-Type", "application/sdp"))
+	res.AppendHeader(s.contact.Clone())
+	_ = tx.Respond(res)
+	if l.role != room.Supervisor {
+		s.setHeld(l.call, !receiving)
+	}
+}
+
+func (s *Server) onBye(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	l := s.legByRequest(req)
+	if l == nil {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	var err error
+	if l.server != nil {
+		err = l.server.ReadBye(req, tx)
+	} else {
+		err = l.client.ReadBye(req, tx)
+	}
+	if err != nil {
+		respond(tx, req, 200, "OK")
+	}
+	l.left()
+	if l.role == room.Supervisor {
+		s.endMonitor(l, "supervisor left")
+		return
+	}
+	s.endCall(l.call, l.role.String()+" hung up")
+}
+
+func (s *Server) onInfo(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+	l := s.legByRequest(req)
+	if l == nil {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	ct := ""
+	if h := req.ContentType(); h != nil {
+		ct = h.Value()
+	}
+	if !strings.HasPrefix(strings.ToLower(ct), "application/dtmf") {
+		respond(tx, req, 415, "Unsupported Media Type", sipmsg.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+		return
+	}
+	d, err := media.ParseDTMFRelay(ct, req.Body())
+	if err != nil {
+		respond(tx, req, 400, "Bad Request: "+err.Error())
+		return
+	}
+	respond(tx, req, 200, "OK")
+	if l.role == room.Supervisor {
+		if m, ok := room.ModeForDigit(d); ok {
+			s.setMode(l, m)
+		}
+	}
+}
+
+// monitorInvite puts a supervisor into an agent's call.
+func (s *Server) monitorInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction, mode room.Mode, ext string) {
+	user, ok := s.authenticate(req, tx)
+	if !ok {
+		return
+	}
+	c := s.findCall(ext, req.GetHeader("Target-Dialog"))
+	if c == nil {
+		respond(tx, req, 404, fmt.Sprintf("Not Found: agent %s is not on a call", ext))
+		return
+	}
+	snap := c.snapshot()
+	if err := calls.CanMonitor(user, snap); err != nil {
+		respond(tx, req, 403, "Forbidden: "+err.Error())
+		return
+	}
+	if snap.State == calls.StateRinging {
+		respond(tx, req, 480, "Temporarily Unavailable: the call is not answered yet")
+		return
+	}
+	offer, codec, ok := s.readOffer(req, tx)
+	if !ok {
+		return
+	}
+	ep, err := s.ports.Open()
+	if err != nil {
+		respond(tx, req, 503, "Service Unavailable: "+err.Error())
+		return
+	}
+	ds, err := s.dialog.ReadInvite(req, tx)
+	if err != nil {
+		ep.Close()
+		respond(tx, req, 400, "Bad Request: "+err.Error())
+		return
+	}
+	l := newLeg(c, room.Supervisor, ep)
+	l.server, l.dialog, l.user = ds, ds.ID, user
+	s.startMedia(l, offer, codec, mode)
+	l.ep.OnDTMF(func(d rune) {
+		if m, ok := room.ModeForDigit(d); ok {
+			s.setMode(l, m)
+		}
+	})
+	m := &calls.Monitor{ID: uuid.NewString(), CallID: c.id, User: user.Name, Ext: user.Ext, Mode: mode, Since: time.Now().UTC()}
+	ctx, cancel := storeCtx()
+	err = s.cfg.Store.MonitorStarted(ctx, store.MonitorRecord{ID: m.ID, CallID: c.id, UserName: user.Name, UserExt: user.Ext, StartedAt: m.Since,
+		Modes: []store.ModeChange{{Mode: string(mode), At: m.Since}}})
+	cancel()
+	if err != nil {
+		l.release()
+		_ = ds.Respond(500, "Server Internal Error: can't write history", nil)
+		return
+	}
+	c.mu.Lock()
+	if c.snap.State == calls.StateEnded {
+		c.mu.Unlock()
+		l.release()
+		_ = ds.Respond(404, "Not Found: the call has ended", nil)
+		return
+	}
+	l.monitor = m
+	c.supervisors = append(c.supervisors, l)
+	c.mu.Unlock()
+	s.mu.Lock()
+	s.monitors[m.ID] = l
+	s.legs[l.dialog] = l
+	s.mu.Unlock()
+	_ = c.room.Join(l.media)
+	s.publish(events.MonitorStarted, c, m)
+	c.log.Info("monitor started", "supervisor", user.Name, "mode", mode)
+
+	l.answered.Store(true)
+	if err := ds.RespondSDP(s.localSDP(l, []media.Codec{codec}, answerDirection(offer.Direction))); err != nil {
+		s.endMonitor(l, "supervisor did not acknowledge the answer")
+	}
+	select {
+	case <-l.gone:
+	case <-c.ended:
+	}
+}
+
+// findCall picks the agent's call a monitor targets: the one named by Target-Dialog, else
+// the newest.
+func (s *Server) findCall(ext string, td sipmsg.Header) *call {
+	s.mu.Lock()
+	cs := append([]*call(nil), s.agents[ext]...)
+	s.mu.Unlock()
+	if len(cs) == 0 {
+		return nil
+	}
+	if td == nil {
+		return cs[len(cs)-1]
+	}
+	want, _, _ := strings.Cut(td.Value(), ";")
+	want = strings.TrimSpace(want)
+	for _, c := range cs {
+		c.mu.Lock()
+		got, _, _ := strings.Cut(c.snap.TargetDialog, ";")
+		c.mu.Unlock()
+		if got == want {
+			return c
+		}
+	}
+	return nil
+}
+
+// setMode switches a supervisor, records it and tells who may know.
+func (s *Server) setMode(l *leg, mode room.Mode) {
+	c := l.call
+	c.mu.Lock()
+	if l.monitor == nil || l.monitor.Mode == mode || c.snap.State == calls.StateEnded {
+		c.mu.Unlock()
+		return
+	}
+	l.monitor.Mode = mode
+	m := *l.monitor
+	l.media.SetMode(mode)
+	c.mu.Unlock()
+	ctx, cancel := storeCtx()
+	defer cancel()
+	if err := s.cfg.Store.MonitorModeChanged(ctx, m.ID, string(mode), time.Now().UTC()); err != nil {
+		c.log.Error("writing monitor history", "err", err)
+	}
+	s.publish(events.MonitorUpdated, c, &m)
+	c.log.Info("monitor mode", "supervisor", m.User, "mode", mode)
+}
+
+// endMonitor takes a supervisor out of its call (BYE unless it left itself).
+func (s *Server) endMonitor(l *leg, reason string) {
+	c := l.call
+	c.mu.Lock()
+	m := l.monitor
+	l.monitor = nil
+	for i, o := range c.supervisors {
+		if o == l {
+			c.supervisors = append(c.supervisors[:i:i], c.supervisors[i+1:]...)
+			break
+		}
+	}
+	c.mu.Unlock()
+	s.hangup(l)
+	if m == nil {
+		return
+	}
+	s.mu.Lock()
+	delete(s.monitors, m.ID)
+	delete(s.legs, l.dialog)
+	s.mu.Unlock()
+	ctx, cancel := storeCtx()
+	defer cancel()
+	if err := s.cfg.Store.MonitorEnded(ctx, m.ID, time.Now().UTC(), reason); err != nil {
+		c.log.Error("writing monitor history", "err", err)
+	}
+	s.publish(events.MonitorEnded, c, m)
+	c.log.Info("monitor ended", "supervisor", m.User, "reason", reason)
+}
