@@ -342,3 +342,7 @@ func jsonField(t *testing.T, data string) map[string]any {
 func mediaLevel(pcm []int16, hz int) float64 { return media.ToneLevelDB(pcm, float64(hz)) }
 
 func targetDialogHeader(v string) sip.Header { return sip.NewHeader("Target-Dialog", v) }
+
+func contextWithCancel(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithCancel(parent)
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"ringside/server/simphone"
+	"ringside/server/store"
+)
+
+// TestMain lets the test binary run the real command in a child process.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("RINGSIDE_MEDIA_ARGS"); args != "" {
+		if err := run(strings.Fields(args), os.Stdout, os.Stderr); err != nil {
+			os.Stderr.WriteString(err.Error() + "\n")
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestCommandLineErrorsSayWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"user", "add", "eve", "--ext", "12a", "--password", "secret", "--role", "agent", "--data", dir}, "ext"},
+		{[]string{"user", "add", "eve", "--ext", "1200", "--password", "secret", "--role", "boss", "--data", dir}, "role"},
+		{[]string{"setting", "set", "notify-agent-on-monitor", "maybe", "--data", dir}, "true or false"},
+		{[]string{"serve", "--rtp-ports", "9-1", "--data", dir}, "LOW-HIGH"},
+		{[]string{"serve"}, "--data"},
+		{[]string{"frobnicate"}, "unknown command"},
+	} {
+		err := run(tc.args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one mentioning %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestServeEndsCallsCleanlyOnSIGTERM: BYE to every leg, history written, exit 0.
+func TestServeEndsCallsCleanlyOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	for _, args := range [][]string{
+		{"user", "add", "alice", "--ext", "1001", "--password", "alice-pw", "--role", "agent", "--data", dir},
+		{"setting", "set", "notify-agent-on-monitor", "false", "--data", dir},
+	} {
+		if err := run(args, &out, &out); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RINGSIDE_MEDIA_ARGS=serve --data "+dir+" --sip-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --rtp-ports 0-0")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != "ready" || !strings.HasPrefix(f[1], "sip=") || !strings.HasPrefix(f[2], "http=") {
+		t.Fatalf("ready line %q", line)
+	}
+	sipAddr := strings.TrimPrefix(f[1], "sip=")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	alice, err := simphone.New(ctx, simphone.Config{Server: sipAddr, Ext: "1001", Password: "alice-pw", ToneHz: 1000, AutoAnswer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	if err := alice.Register(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	cust, err := simphone.New(ctx, simphone.Config{Server: sipAddr, Ext: "15550100", ToneHz: 440})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cust.Close()
+	customer, err := cust.Dial(ctx, "sip:1001@"+sipAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := <-alice.Incoming()
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*simphone.Call{"customer": customer, "agent": agent} {
+		select {
+		case <-c.Done():
+			if !c.EndedByRemote() {
+				t.Errorf("%s's call ended, but not by the server's BYE", name)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s got no BYE on shutdown", name)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v, want 0", err)
+	}
+	st, err := store.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h, err := st.History(context.Background(), store.HistoryFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 1 || h[0].State != "ended" || h[0].EndReason != "server shutdown" {
+		t.Fatalf("history after shutdown: %+v", h)
+	}
+}
