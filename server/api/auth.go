@@ -145,6 +145,13 @@ type loginResponse struct {
 	Token     string    `json:"token"`
 	ExpiresAt time.Time `json:"expires_at"`
 	User      loginUser `json:"user"`
+	// SIP is where the softphone registers: user = ext, same password.
+	SIP loginSIP `json:"sip"`
+}
+
+type loginSIP struct {
+	Server string `json:"server"` // host:port, UDP
+	Domain string `json:"domain"`
 }
 
 type loginUser struct {
@@ -187,6 +194,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 			Permissions: nonNil(u.Permissions),
 			Teams:       nonNil(u.Teams),
 		},
+		SIP: loginSIP{Server: a.sipHost(r), Domain: a.sipHost(r)},
 	})
 	return nil
 }
