@@ -29,6 +29,8 @@ type SessionDesc struct {
 	DTMFType  uint8          // payload type of telephone-event/8000, 0 if absent
 	Direction Direction      // default sendrecv
 	Ptime     int            // ms, 0 if absent
+	// LevelsID is the RFC 8285 id of the RFC 6465 csrc-audio-level extension, 0 if absent.
+	LevelsID uint8
 }
 
 var (
@@ -107,6 +109,18 @@ func ParseSDP(body []byte) (SessionDesc, error) {
 		d.Ptime, _ = strconv.Atoi(strings.TrimSpace(v))
 	}
 	d.Ptime = max(d.Ptime, 0)
+	for _, a := range md.Attributes {
+		if a.Key != "extmap" {
+			continue
+		}
+		idDir, uri, _ := strings.Cut(strings.TrimSpace(a.Value), " ")
+		idStr, _, _ := strings.Cut(idDir, "/")
+		id, err := strconv.ParseUint(idStr, 10, 8)
+		// One-byte headers carry ids 1..14 (RFC 8285 §4.2).
+		if err == nil && id >= 1 && id <= 14 && strings.TrimSpace(uri) == CSRCAudioLevelURI {
+			d.LevelsID = uint8(id)
+		}
+	}
 	d.Direction = direction(sd.Attributes, d.Direction)
 	d.Direction = direction(md.Attributes, d.Direction)
 	if port == 0 || addr.IsUnspecified() {
@@ -186,6 +200,9 @@ func (d SessionDesc) Marshal(sessionID, version uint64) []byte {
 		attrs = append(attrs,
 			sdp.NewAttribute("rtpmap", pt+" telephone-event/8000"),
 			sdp.NewAttribute("fmtp", pt+" 0-16"))
+	}
+	if d.LevelsID != 0 {
+		attrs = append(attrs, sdp.NewAttribute("extmap", strconv.Itoa(int(d.LevelsID))+" "+CSRCAudioLevelURI))
 	}
 	dir := d.Direction
 	if dir == "" {

@@ -6,6 +6,7 @@ package room
 
 import (
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,13 @@ type FrameWriter interface {
 	WriteFrame(payload []byte) error
 }
 
+// LevelWriter is a FrameWriter that can also tell its listener how loud each mixed source
+// is (RFC 6465). Supervisors' legs get the customer's and the agent's levels, in that order,
+// so their softphone shows two meters from one mixed stream.
+type LevelWriter interface {
+	WriteFrameLevels(payload []byte, csrc []uint32, levels []uint8) error
+}
+
 // ErrFull is returned when a room already has the leg a role allows only once.
 var ErrFull = errors.New("room already has that leg")
 
@@ -65,6 +73,8 @@ type Leg struct {
 	Codec media.Codec
 
 	out       FrameWriter
+	levelOut  LevelWriter // out, when it carries levels
+	csrc      uint32      // names this leg as a contributing source
 	jitter    *media.JitterBuffer
 	mode      atomic.Value // Mode, supervisors only
 	receiving atomic.Bool  // false while the peer put us on hold (sendonly/inactive): send nothing
@@ -75,13 +85,15 @@ type Leg struct {
 	rawLen int
 	has    bool
 	talks  bool
+	level  uint8
 	pcm    [media.FrameSamples]int16
 	enc    [media.FrameSamples]byte
 }
 
 // NewLeg makes a leg; mode matters for supervisors only.
 func NewLeg(id string, role Role, codec media.Codec, out FrameWriter, mode Mode) *Leg {
-	l := &Leg{ID: id, Role: role, Codec: codec, out: out, jitter: media.NewJitterBuffer(media.DefaultJitterConfig())}
+	l := &Leg{ID: id, Role: role, Codec: codec, out: out, csrc: rand.Uint32(), jitter: media.NewJitterBuffer(media.DefaultJitterConfig())}
+	l.levelOut, _ = out.(LevelWriter)
 	if mode == "" {
 		mode = Listen
 	}
@@ -124,7 +136,9 @@ type Room struct {
 	legs atomic.Pointer[[]*Leg]
 
 	// Scratch of the tick.
-	sum [media.FrameSamples]int32
+	sum    [media.FrameSamples]int32
+	csrc   [2]uint32 // customer, agent
+	levels [2]uint8
 }
 
 // New returns an empty room.
@@ -224,8 +238,16 @@ func (r *Room) mix(legs []*Leg) {
 	// Decode once. A supervisor in listen is never heard: its frame is dropped undecoded.
 	for _, l := range legs {
 		l.talks = l.has && l.rawLen == media.FrameSamples && (l.Role != Supervisor || l.Mode().Talks())
+		l.level = media.SilentLevel
 		if l.talks {
 			l.Codec.Decode(l.pcm[:], l.raw[:l.rawLen])
+		}
+		switch l.Role {
+		case Customer, Agent:
+			if l.talks {
+				l.level = media.AudioLevel(l.pcm[:])
+			}
+			r.csrc[l.Role], r.levels[l.Role] = l.csrc, l.level
 		}
 	}
 	for _, listener := range legs {
@@ -255,16 +277,25 @@ func (r *Room) mix(legs []*Leg) {
 			silence(listener)
 		case n == 1 && first.Codec == listener.Codec:
 			// One source in the same codec: G.711 round-trips exactly, so pass its bytes on.
-			listener.out.WriteFrame(first.raw[:first.rawLen])
+			r.write(listener, first.raw[:first.rawLen])
 		default:
 			var pcm [media.FrameSamples]int16
 			for i, v := range r.sum {
 				pcm[i] = clip16(v)
 			}
 			listener.Codec.Encode(listener.enc[:], pcm[:])
-			listener.out.WriteFrame(listener.enc[:])
+			r.write(listener, listener.enc[:])
 		}
 	}
+}
+
+// write sends a mixed frame, with the customer's and agent's levels to supervisors.
+func (r *Room) write(l *Leg, frame []byte) {
+	if l.Role == Supervisor && l.levelOut != nil {
+		l.levelOut.WriteFrameLevels(frame, r.csrc[:], r.levels[:])
+		return
+	}
+	l.out.WriteFrame(frame)
 }
 
 func clip16(s int32) int16 {

@@ -208,3 +208,37 @@ func BenchmarkTickWhispered(b *testing.B)   { benchTick(b, Whisper) }
 func BenchmarkTickTwoSupervisors(b *testing.B) {
 	benchTick(b, Whisper, Listen)
 }
+
+// levelTape is a supervisor's writer that also takes RFC 6465 levels.
+type levelTape struct {
+	tape
+	csrc   []uint32
+	levels []uint8
+}
+
+func (t *levelTape) WriteFrameLevels(p []byte, csrc []uint32, levels []uint8) error {
+	t.csrc, t.levels = append(t.csrc[:0], csrc...), append(t.levels[:0], levels...)
+	return t.WriteFrame(p)
+}
+
+func TestSupervisorGetsCustomerAndAgentLevels(t *testing.T) {
+	r := New("call")
+	c := join(t, r, Customer, media.PCMU, cHz, "", false)
+	a := join(t, r, Agent, media.PCMU, aHz, "", false)
+	out := &levelTape{tape: tape{codec: media.PCMU}}
+	s := NewLeg("sup", Supervisor, media.PCMU, out, Listen)
+	if err := r.Join(s); err != nil {
+		t.Fatal(err)
+	}
+	run(r, 10, c, a) // the agent talks
+	if len(out.levels) != 2 || out.levels[0] > 20 || out.levels[1] > 20 {
+		t.Fatalf("levels with both talking: %v", out.levels)
+	}
+	if out.csrc[0] != c.leg.csrc || out.csrc[1] != a.leg.csrc {
+		t.Fatalf("CSRCs %v are not customer, agent", out.csrc)
+	}
+	run(r, 10, c) // the agent goes quiet
+	if out.levels[0] > 20 || out.levels[1] != media.SilentLevel {
+		t.Fatalf("levels with only the customer talking: %v", out.levels)
+	}
+}

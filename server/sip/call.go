@@ -56,11 +56,12 @@ type call struct {
 	room *room.Room
 	log  *slog.Logger
 
-	mu          sync.Mutex
-	snap        calls.Call
-	customer    *leg
-	agent       *leg
-	supervisors []*leg
+	mu           sync.Mutex
+	snap         calls.Call
+	customer     *leg
+	agent        *leg
+	supervisors  []*leg
+	transferring bool // a REFER is being carried out: the agent leaving doesn't end the call
 
 	endOnce sync.Once
 	ended   chan struct{}
@@ -299,11 +300,16 @@ func (s *Server) startMedia(l *leg, peer media.SessionDesc, codec media.Codec, m
 
 // localSDP describes our endpoint of a leg.
 func (s *Server) localSDP(l *leg, codecs []media.Codec, dir media.Direction) []byte {
+	return s.localSDPLevels(l, codecs, dir, 0)
+}
+
+// localSDPLevels is localSDP agreeing to RFC 6465 levels with extension id levelsID.
+func (s *Server) localSDPLevels(l *leg, codecs []media.Codec, dir media.Direction, levelsID uint8) []byte {
 	addr := l.ep.LocalAddr()
 	if s.cfg.PublicIP.IsValid() {
 		addr = netip.AddrPortFrom(s.cfg.PublicIP, addr.Port())
 	}
-	d := media.SessionDesc{Addr: addr, Codecs: codecs, DTMFType: DTMFPayloadType, Direction: dir, Ptime: 20}
+	d := media.SessionDesc{Addr: addr, Codecs: codecs, DTMFType: DTMFPayloadType, Direction: dir, Ptime: 20, LevelsID: levelsID}
 	return d.Marshal(uint64(time.Now().Unix()), l.sdpVer.Add(1))
 }
 
@@ -323,6 +329,15 @@ func answerDirection(offer media.Direction) media.Direction {
 func (s *Server) index(l *leg) {
 	s.mu.Lock()
 	s.legs[l.dialog] = l
+	s.mu.Unlock()
+}
+
+// forget drops a leg that left its call from the dialog index.
+func (s *Server) forget(l *leg) {
+	s.mu.Lock()
+	if s.legs[l.dialog] == l {
+		delete(s.legs, l.dialog)
+	}
 	s.mu.Unlock()
 }
 

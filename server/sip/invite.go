@@ -372,7 +372,7 @@ func (s *Server) reinvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	}
 	receiving := dir == media.SendRecv || dir == media.SendOnly
 	l.media.SetReceiving(receiving)
-	res := sipmsg.NewResponseFromRequest(req, 200, "OK", s.localSDP(l, []media.Codec{l.codec}, dir))
+	res := sipmsg.NewResponseFromRequest(req, 200, "OK", s.localSDPLevels(l, []media.Codec{l.codec}, dir, l.ep.LevelsID()))
 	res.AppendHeader(sipmsg.NewHeader("Content-Type", "application/sdp"))
 	res.AppendHeader(s.contact.Clone())
 	_ = tx.Respond(res)
@@ -401,7 +401,16 @@ func (s *Server) onBye(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		s.endMonitor(l, "supervisor left")
 		return
 	}
-	s.endCall(l.call, l.role.String()+" hung up")
+	c := l.call
+	c.mu.Lock()
+	keep := c.transferring && l == c.agent || l != c.agent && l != c.customer
+	c.mu.Unlock()
+	if keep {
+		// The transferor hung up (or a replaced leg said goodbye): the customer stays.
+		s.forget(l)
+		return
+	}
+	s.endCall(c, l.role.String()+" hung up")
 }
 
 func (s *Server) onInfo(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
@@ -469,6 +478,7 @@ func (s *Server) monitorInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction,
 	l := newLeg(c, room.Supervisor, ep)
 	l.server, l.dialog, l.user = ds, ds.ID, user
 	s.startMedia(l, offer, codec, mode)
+	l.ep.SetLevelsID(offer.LevelsID)
 	l.ep.OnDTMF(func(d rune) {
 		if m, ok := room.ModeForDigit(d); ok {
 			s.setMode(l, m)
@@ -503,7 +513,7 @@ func (s *Server) monitorInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction,
 	c.log.Info("monitor started", "supervisor", user.Name, "mode", mode)
 
 	l.answered.Store(true)
-	if err := ds.RespondSDP(s.localSDP(l, []media.Codec{codec}, answerDirection(offer.Direction))); err != nil {
+	if err := ds.RespondSDP(s.localSDPLevels(l, []media.Codec{codec}, answerDirection(offer.Direction), offer.LevelsID)); err != nil {
 		s.endMonitor(l, "supervisor did not acknowledge the answer")
 	}
 	select {

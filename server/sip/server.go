@@ -163,6 +163,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	s.srv.OnBye(s.guard(s.onBye))
 	s.srv.OnInfo(s.guard(s.onInfo))
 	s.srv.OnOptions(s.guard(s.onOptions))
+	s.srv.OnRefer(s.guard(s.onRefer))
 	s.srv.OnCancel(func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		// CANCELs that match an INVITE are taken by the transaction layer.
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
@@ -210,7 +211,7 @@ func respond(tx sipmsg.ServerTransaction, req *sipmsg.Request, code int, reason 
 }
 
 func (s *Server) onOptions(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
-	respond(tx, req, 200, "OK", sipmsg.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER"))
+	respond(tx, req, 200, "OK", sipmsg.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, REFER"))
 }
 
 func (s *Server) onAck(req *sipmsg.Request, tx sipmsg.ServerTransaction) {

@@ -36,6 +36,7 @@ type Endpoint struct {
 	remote atomic.Pointer[netip.AddrPort]
 	codec  atomic.Uint32 // media.Codec of the inbound and outbound audio
 	dtmfPT atomic.Uint32 // 0: none
+	levels atomic.Uint32 // RFC 8285 id of the RFC 6465 levels extension; 0: not negotiated
 
 	sink   atomic.Pointer[Sink]
 	onDTMF atomic.Pointer[func(rune)]
@@ -45,7 +46,7 @@ type Endpoint struct {
 	seq     uint16
 	ts      uint32
 	started bool
-	out     [12 + media.FrameSamples*2]byte
+	out     [12 + 4*15 + 4 + 16 + media.MaxFramePayload]byte
 
 	// Last telephone-event seen, so its retransmitted end packets count once.
 	lastEventTS uint32
@@ -127,6 +128,12 @@ func (e *Endpoint) Configure(remote netip.AddrPort, codec media.Codec, dtmfPT ui
 	e.dtmfPT.Store(uint32(dtmfPT))
 }
 
+// SetLevelsID turns on RFC 6465 levels with the extension id both sides agreed on.
+func (e *Endpoint) SetLevelsID(id uint8) { e.levels.Store(uint32(id)) }
+
+// LevelsID is the negotiated levels extension id, 0 when off.
+func (e *Endpoint) LevelsID() uint8 { return uint8(e.levels.Load()) }
+
 // Remote is the latched peer address.
 func (e *Endpoint) Remote() netip.AddrPort {
 	if r := e.remote.Load(); r != nil {
@@ -144,6 +151,12 @@ func (e *Endpoint) OnDTMF(f func(rune)) { e.onDTMF.Store(&f) }
 // WriteFrame sends one 20 ms frame as the next packet of our stream. Sequence numbers and
 // timestamps advance by exactly one frame per call, whoever builds the frames.
 func (e *Endpoint) WriteFrame(payload []byte) error {
+	return e.WriteFrameLevels(payload, nil, nil)
+}
+
+// WriteFrameLevels is WriteFrame with the levels of the mixed sources, sent when the peer
+// negotiated them (RFC 6465).
+func (e *Endpoint) WriteFrameLevels(payload []byte, csrc []uint32, levels []uint8) error {
 	r := e.remote.Load()
 	if r == nil || !r.IsValid() || r.Port() == 0 {
 		return nil
@@ -158,7 +171,12 @@ func (e *Endpoint) WriteFrame(payload []byte) error {
 	e.started = true
 	e.seq++
 	e.ts += media.FrameSamples
-	n := media.MarshalRTP(e.out[:], h, payload)
+	var n int
+	if id := uint8(e.levels.Load()); id != 0 && len(csrc) > 0 && len(csrc) == len(levels) {
+		n = media.MarshalRTPLevels(e.out[:], h, id, csrc, levels, payload)
+	} else {
+		n = media.MarshalRTP(e.out[:], h, payload)
+	}
 	_, err := e.conn.WriteToUDPAddrPort(e.out[:n], *r)
 	if err == nil {
 		e.Stats.Sent.Add(1)

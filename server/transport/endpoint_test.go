@@ -1,0 +1,152 @@
+package transport
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"ringside/media"
+)
+
+type sink struct {
+	mu     sync.Mutex
+	frames [][]byte
+	heard  int
+}
+
+func (s *sink) Push(seq uint16, ts uint32, p []byte) {
+	s.mu.Lock()
+	s.frames = append(s.frames, append([]byte(nil), p...))
+	s.mu.Unlock()
+}
+func (s *sink) Heard() { s.mu.Lock(); s.heard++; s.mu.Unlock() }
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.frames)
+}
+
+func open(t *testing.T) *Endpoint {
+	e, err := NewPorts(netip.MustParseAddr("127.0.0.1"), 0, 0).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func udp(t *testing.T) *net.UDPConn {
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func send(t *testing.T, from *net.UDPConn, to netip.AddrPort, h media.RTPHeader, payload []byte) {
+	buf := make([]byte, 1500)
+	n := media.MarshalRTP(buf, h, payload)
+	if _, err := from.WriteToUDPAddrPort(buf[:n], to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitUntil(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Only the address the peer signalled is heard; strangers and garbage are counted and
+// dropped.
+func TestLatchesToTheSignalledAddress(t *testing.T) {
+	e := open(t)
+	peer, stranger := udp(t), udp(t)
+	e.Configure(peer.LocalAddr().(*net.UDPAddr).AddrPort(), media.PCMU, 101)
+	s := &sink{}
+	e.Attach(s)
+	go e.Run()
+	frame := make([]byte, 160)
+	send(t, stranger, e.LocalAddr(), media.RTPHeader{Seq: 1}, frame)
+	stranger.WriteToUDPAddrPort([]byte{0x80, 0, 1}, e.LocalAddr())
+	peer.WriteToUDPAddrPort([]byte{0x40, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, e.LocalAddr()) // version 1
+	send(t, peer, e.LocalAddr(), media.RTPHeader{Seq: 2, PayloadType: 8}, frame)           // not negotiated
+	send(t, peer, e.LocalAddr(), media.RTPHeader{Seq: 3}, frame)
+	waitUntil(t, func() bool { return s.count() == 1 })
+	waitUntil(t, func() bool { return e.Stats.Foreign.Load() == 2 && e.Stats.Malformed.Load() == 2 })
+}
+
+// A digit is reported once, though its end packet comes three times.
+func TestDTMFDigitReportedOnce(t *testing.T) {
+	e := open(t)
+	peer := udp(t)
+	e.Configure(peer.LocalAddr().(*net.UDPAddr).AddrPort(), media.PCMU, 101)
+	e.Attach(&sink{})
+	digits := make(chan rune, 10)
+	e.OnDTMF(func(d rune) { digits <- d })
+	go e.Run()
+	ev := make([]byte, 4)
+	for i, end := range []bool{false, false, true, true, true} {
+		media.DTMFEvent{Event: 2, End: end, Duration: uint16(160 * (i + 1))}.Marshal(ev)
+		send(t, peer, e.LocalAddr(), media.RTPHeader{PayloadType: 101, Seq: uint16(i), Timestamp: 8000}, ev)
+	}
+	select {
+	case d := <-digits:
+		if d != '2' {
+			t.Fatalf("digit %q", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no digit")
+	}
+	select {
+	case d := <-digits:
+		t.Fatalf("digit %q reported twice", d)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// The stream we send runs on: +1 sequence, +160 timestamp per frame, one SSRC, and carries
+// levels only once negotiated.
+func TestOutgoingStreamAndLevels(t *testing.T) {
+	e := open(t)
+	peer := udp(t)
+	e.Configure(peer.LocalAddr().(*net.UDPAddr).AddrPort(), media.PCMA, 101)
+	frame := make([]byte, 160)
+	e.WriteFrame(frame)
+	e.WriteFrameLevels(frame, []uint32{7, 8}, []uint8{20, 127}) // not negotiated: plain
+	e.SetLevelsID(4)
+	e.WriteFrameLevels(frame, []uint32{7, 8}, []uint8{20, 127})
+	buf := make([]byte, 1500)
+	var prev media.RTPHeader
+	for i := range 3 {
+		peer.SetReadDeadline(time.Now().Add(3 * time.Second))
+		n, err := peer.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, payload, err := media.ParseRTP(buf[:n])
+		if err != nil || len(payload) != 160 || h.PayloadType != 8 {
+			t.Fatalf("packet %d: %+v %d %v", i, h, len(payload), err)
+		}
+		if i > 0 && (h.SSRC != prev.SSRC || h.Seq != prev.Seq+1 || h.Timestamp != prev.Timestamp+160) {
+			t.Fatalf("packet %d does not continue the stream: %+v after %+v", i, h, prev)
+		}
+		prev = h
+		levels := make([]uint8, 4)
+		got := media.ParseRTPLevels(buf[:n], 4, levels)
+		if want := map[int]int{0: 0, 1: 0, 2: 2}[i]; got != want {
+			t.Fatalf("packet %d carries %d levels, want %d", i, got, want)
+		}
+		if got == 2 && (levels[0] != 20 || levels[1] != 127) {
+			t.Fatalf("levels %v", levels[:2])
+		}
+	}
+}
