@@ -4,14 +4,21 @@ GO ?= go
 BIN := bin
 export GOFLAGS ?= -buildvcs=false
 
-# Debian packages the server needs for its tests and interop trials. The softphone adds
-# Fyne's and audio's when it lands.
-APT_PACKAGES := ca-certificates
+# Debian packages: gcc for cgo (Fyne's GL driver, miniaudio), Fyne's GL and X11 headers,
+# and for the softphone's window tests and screenshots xvfb and imagemagick. Sound needs
+# no headers: miniaudio loads libasound/libpulse at run time (see AUDIO_LIB). espeak-ng and
+# sox made assets/*.wav once (scripts/make-demo-audio.sh); they are not needed here.
+APT_PACKAGES := ca-certificates gcc libgl1-mesa-dev xorg-dev xvfb imagemagick
+# ALSA's runtime, which miniaudio dlopens; Debian 13 and Ubuntu 24.04 call it libasound2t64.
+AUDIO_LIB := libasound.so.2
 
-.PHONY: deps build run test bench vet fmt clean
+.PHONY: deps build run package test bench bench-load vet fmt clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if ! /sbin/ldconfig -p 2>/dev/null | grep -q '$(AUDIO_LIB)'; then \
+		if apt-cache show libasound2t64 >/dev/null 2>&1; then missing="$$missing libasound2t64"; else missing="$$missing libasound2"; fi; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -22,10 +29,31 @@ deps:
 
 build: deps
 	$(GO) build -o $(BIN)/ringside-media ./cmd/ringside-media
+	@if [ -d cmd/ringside ]; then echo "$(GO) build -o $(BIN)/ringside ./cmd/ringside"; $(GO) build -o $(BIN)/ringside ./cmd/ringside; fi
 
-# The demo: a media server on a throwaway SQLite with demo users.
+# The demo: the softphone with --demo starts ringside-media in-process (throwaway SQLite,
+# demo users, bot agents and customers on the line) and logs in as the supervisor sam.
+# Without cmd/ringside (or a display) it falls back to the server alone with demo users.
 run: build
-	@bash scripts/demo.sh $(BIN)/ringside-media
+	@if [ -x $(BIN)/ringside ] && [ -d cmd/ringside ] && [ -n "$${DISPLAY}$${WAYLAND_DISPLAY}" ]; then \
+		exec $(BIN)/ringside --demo; \
+	else \
+		[ -d cmd/ringside ] && echo "no display (DISPLAY unset): running the media server only"; \
+		exec bash scripts/demo.sh $(BIN)/ringside-media; \
+	fi
+
+# A desktop package of bin/ringside (Linux: bin/Ringside.tar.xz with the binary, icon and
+# .desktop file) made by the fyne CLI with FyneApp.toml's name, id, version and icon (passed
+# as flags: fyne reads FyneApp.toml from --src, and ours sits at the root). fyne.io/tools
+# v1.7.4 is the CLI of the fyne v2.7 era; it is not in go.mod (its own fyne requirement
+# would raise ours), so the first run needs the module proxy; later ones work offline.
+FYNE_CLI ?= fyne.io/tools/cmd/fyne@v1.7.4
+package: build
+	@toml() { sed -n "s/^ *$$1 *= *\"\(.*\)\"/\1/p" FyneApp.toml | head -1; }; \
+	name=$$(toml Name); \
+	set -x; $(GO) run $(FYNE_CLI) package --target $$($(GO) env GOOS) --src ./cmd/ringside --exe $(BIN)/ringside \
+		--name "$$name" --app-id "$$(toml ID)" --app-version "$$(toml Version)" --icon $(CURDIR)/$$(toml Icon) --release && \
+	if [ -e "$$name.tar.xz" ]; then mv "$$name.tar.xz" $(BIN)/; fi
 
 test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -34,6 +62,16 @@ test: deps
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./server/room/ ./media/
+
+# The load bench: an in-process ringside-media under real SIP + RTP load from a generator in
+# a child process; prints one JSON line. make bench-load BENCH_CALLS=300 BENCH_MONITORED=300
+BENCH_CALLS ?= 100
+BENCH_MONITORED ?= $(BENCH_CALLS)
+BENCH_DURATION ?= 30s
+BENCH_FLAGS ?=
+bench-load: deps
+	$(GO) build -o $(BIN)/ringside-media ./cmd/ringside-media
+	$(BIN)/ringside-media bench --calls $(BENCH_CALLS) --monitored $(BENCH_MONITORED) --duration $(BENCH_DURATION) $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)

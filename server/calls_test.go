@@ -199,9 +199,21 @@ func TestFailedLoginsAreSlowedPerSource(t *testing.T) {
 	}
 	p := r.phone("1001", "alice-pw", 0, false)
 	err := p.Register(ctx(t, 5*time.Second), time.Hour)
-	if code := statusOf(t, err); code != 403 {
-		t.Fatalf("right password right after a brute-force run: %d, want 403 (slowed down)", code)
+	if code := statusOf(t, err); code != 503 {
+		t.Fatalf("right password right after a brute-force run: %d, want 503 with Retry-After (slowed down)", code)
 	}
+	// The neighbours behind the same address are not locked out by one bad phone.
+	if err := r.phone("1002", "bob-pw", 0, false).Register(ctx(t, 5*time.Second), time.Hour); err != nil {
+		t.Fatalf("another user on the same address: %v", err)
+	}
+}
+
+func TestSHA256DigestWhenOffered(t *testing.T) {
+	r := newRig(t, func(c *server.Config) { c.DigestAlgorithms = []string{"SHA-256", "MD5"} })
+	alice := r.phone("1001", "alice-pw", agentHz, true) // registers through the SHA-256 challenge
+	customer, agent := r.call(alice, "1001")
+	lv := levels(t, customer, agent)
+	expect(t, "agent", lv[1], customerHz)
 }
 
 // TestSupervisorLegDiesMidWhisper: the call goes on and the agent hears no stuck whisper.
@@ -237,4 +249,79 @@ func waitFor(t *testing.T, ok func() bool, what string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestShutdownWhileRinging: the customer gets a final answer and the agent's phone stops
+// ringing; nothing hangs.
+func TestShutdownWhileRinging(t *testing.T) {
+	r := newRig(t)
+	alice, err := simphone.New(ctx(t, 5*time.Second), simphone.Config{Server: r.srv.SIPAddr, Ext: "1001", Password: "alice-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	if err := alice.Register(ctx(t, 5*time.Second), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	cust := r.phone("15550100", "", customerHz, false)
+	dialErr := make(chan error, 1)
+	go func() { _, err := cust.Dial(ctx(t, 20*time.Second), "sip:1001@"+r.srv.SIPAddr); dialErr <- err }()
+	ringing := <-alice.Incoming()
+	start := time.Now()
+	r.stop()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("shutdown took %v with a ringing call", d)
+	}
+	if code := statusOf(t, <-dialErr); code != 503 {
+		t.Fatalf("the customer got %d, want 503", code)
+	}
+	select {
+	case <-ringing.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the agent's phone kept ringing after shutdown")
+	}
+}
+
+// TestStaleRegistrationDoesNotDelayTheCall: a phone that went away without unregistering
+// must not hold up the call the live phone answered.
+func TestStaleRegistrationDoesNotDelayTheCall(t *testing.T) {
+	r := newRig(t)
+	gone, err := simphone.New(ctx(t, 5*time.Second), simphone.Config{Server: r.srv.SIPAddr, Ext: "1001", Password: "alice-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gone.Register(ctx(t, 5*time.Second), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	gone.Close() // the laptop lid closes; the binding stays
+	alice := r.phone("1001", "alice-pw", agentHz, true)
+	start := time.Now()
+	customer, agent := r.call(alice, "1001")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the call took %v to connect", d)
+	}
+	lv := levels(t, customer, agent)
+	expect(t, "customer", lv[0], agentHz)
+}
+
+// TestLongHoldIsNotADeadLeg: a phone on hold may go silent (no music on hold).
+func TestLongHoldIsNotADeadLeg(t *testing.T) {
+	r := newRig(t, func(c *server.Config) { c.DeadAfter = time.Second })
+	alice := r.phone("1001", "alice-pw", agentHz, true)
+	customer, agent := r.call(alice, "1001")
+	if err := agent.Hold(ctx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	agent.StopMedia()
+	select {
+	case <-agent.Done():
+		t.Fatal("the held call was ended as dead")
+	case <-time.After(3 * time.Second): // three dead-leg periods
+	}
+	agent.StartMedia()
+	if err := agent.Resume(ctx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	lv := levels(t, customer, agent)
+	expect(t, "customer after resume", lv[0], agentHz)
 }

@@ -32,8 +32,10 @@ type Config struct {
 	TrunkURI   string
 	PublicIP   netip.Addr
 	DeadAfter  time.Duration
-	Node       string
-	Logger     *slog.Logger
+	// DigestAlgorithms offered to phones, in order of preference; default MD5 only.
+	DigestAlgorithms []string
+	Node             string
+	Logger           *slog.Logger
 	// PasswordIterations lowers the cost of new password hashes; tests only (0: default).
 	PasswordIterations int
 }
@@ -117,7 +119,7 @@ func (s *Server) start(ctx context.Context) error {
 	bus := events.NewBus()
 	s.sip, err = sip.New(sip.Config{
 		MediaIP: mediaIP, PublicIP: cfg.PublicIP, RTPMin: cfg.RTPMin, RTPMax: cfg.RTPMax,
-		TrunkAllow: cfg.TrunkAllow, TrunkURI: cfg.TrunkURI, DeadAfter: cfg.DeadAfter, Node: cfg.Node,
+		TrunkAllow: cfg.TrunkAllow, TrunkURI: cfg.TrunkURI, DeadAfter: cfg.DeadAfter, Node: cfg.Node, DigestAlgorithms: cfg.DigestAlgorithms,
 		Store: s.store, Events: bus, Clock: s.clock, Logger: s.log.With("part", "sip"),
 	})
 	if err != nil {

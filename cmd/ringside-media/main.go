@@ -33,6 +33,7 @@ const usage = `usage:
   ringside-media user add NAME --ext EXT --password PW --role agent|supervisor|admin [--team T] --data DIR
   ringside-media user list --data DIR
   ringside-media setting set notify-agent-on-monitor true|false --data DIR
+  ringside-media bench --calls N [--monitored M] [--duration 30s] [--target ADDR] [--find-capacity]
 `
 
 func main() {
@@ -66,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if len(args) > 1 && args[1] == "set" {
 			return settingSet(args[2:], stdout)
 		}
+	case "bench":
+		return bench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -103,6 +106,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.DeadAfter, "dead-after", cfg.DeadAfter, "end a call when a leg sends no RTP this long")
 	fs.StringVar(&cfg.Node, "node", cfg.Node, "this server's name in call history")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	digestAlgs := fs.String("digest-algorithms", "MD5", "digest algorithms offered to phones, preferred first: MD5, SHA-256 (some phones give up when offered one they don't know)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -124,6 +128,14 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if *public != "" {
 		if cfg.PublicIP, err = netip.ParseAddr(*public); err != nil {
 			return usageError{fmt.Errorf("--public-ip: %w", err)}
+		}
+	}
+	for _, a := range strings.Split(*digestAlgs, ",") {
+		switch a = strings.ToUpper(strings.TrimSpace(a)); a {
+		case "MD5", "SHA-256":
+			cfg.DigestAlgorithms = append(cfg.DigestAlgorithms, a)
+		default:
+			return usageError{fmt.Errorf("--digest-algorithms: %q is not MD5 or SHA-256", a)}
 		}
 	}
 	var level slog.Level

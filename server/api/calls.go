@@ -143,8 +143,6 @@ func (a *API) monitorCall(w http.ResponseWriter, r *http.Request, u store.User) 
 		return errorf(http.StatusConflict, "%s", reason)
 	case c.Agent.Ext == "":
 		return errorf(http.StatusConflict, "the call has no agent yet; try again once an agent has it")
-	case isAgentOf(u, c):
-		return errorf(http.StatusConflict, "this is your own call; you can't monitor yourself")
 	}
 	writeJSON(w, http.StatusOK, monitorResponse{
 		CallID:       c.ID,
@@ -187,7 +185,7 @@ func monitorError(err error) error {
 	case errors.Is(err, calls.ErrNotAllowed), errors.Is(err, calls.ErrOutsideTeams),
 		errors.Is(err, calls.ErrNotYourSession):
 		status = http.StatusForbidden
-	case errors.Is(err, calls.ErrLiveCall), errors.Is(err, calls.ErrCallEnded):
+	case errors.Is(err, calls.ErrLiveCall), errors.Is(err, calls.ErrCallEnded), errors.Is(err, calls.ErrOwnCall):
 		status = http.StatusConflict
 	case errors.Is(err, calls.ErrNotFound):
 		return errNoCall

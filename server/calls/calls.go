@@ -42,6 +42,7 @@ var (
 	ErrNoMonitor      = errors.New("no such monitor session")
 	ErrNotYourSession = errors.New("this monitor session belongs to another supervisor")
 	ErrBadMode        = errors.New("mode must be listen, whisper or barge")
+	ErrOwnCall        = errors.New("this is your own call; you can't monitor yourself")
 )
 
 // LiveReason is the unmonitorable_reason of live calls.
@@ -127,6 +128,8 @@ func CanMonitor(u store.User, c Call) error {
 		return ErrNotAllowed
 	case !u.Can(store.PermAdmin) && !inTeams(u, c.Agent.Teams):
 		return ErrOutsideTeams
+	case c.Agent.Ext != "" && c.Agent.Ext == u.Ext:
+		return ErrOwnCall
 	case c.Kind == KindLive:
 		return ErrLiveCall
 	case c.State == StateEnded:

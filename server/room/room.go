@@ -118,8 +118,16 @@ func (l *Leg) LastHeard() time.Time { return time.Unix(0, l.lastHeard.Load()) }
 // Mode of a supervisor leg.
 func (l *Leg) Mode() Mode { return l.mode.Load().(Mode) }
 
-// SetMode switches a supervisor leg; it takes effect at the next tick.
-func (l *Leg) SetMode(m Mode) { l.mode.Store(m) }
+// SetMode switches a supervisor leg; it takes effect at the next tick. When the leg
+// becomes audible to more people, audio it spoke under the old mode and still waiting in
+// its jitter buffer is dropped: what was said in listen (or whisper) must never be played
+// out to the agent (or the customer) after the switch.
+func (l *Leg) SetMode(m Mode) {
+	old := l.mode.Swap(m).(Mode)
+	if (m == Barge && old != Barge) || (m.Talks() && !old.Talks()) {
+		l.jitter.Reset()
+	}
+}
 
 // SetReceiving stops (false) or resumes sending audio to the leg, for hold.
 func (l *Leg) SetReceiving(on bool) { l.receiving.Store(on) }

@@ -242,3 +242,22 @@ func TestSupervisorGetsCustomerAndAgentLevels(t *testing.T) {
 		t.Fatalf("levels with only the customer talking: %v", out.levels)
 	}
 }
+
+// Audio a supervisor spoke while whispering, still waiting in its jitter buffer, must not
+// reach the customer once the supervisor barges.
+func TestBufferedWhisperIsNotPlayedAfterBarge(t *testing.T) {
+	r := New("call")
+	c := join(t, r, Customer, media.PCMU, cHz, "", true)
+	a := join(t, r, Agent, media.PCMU, aHz, "", false)
+	s := join(t, r, Supervisor, media.PCMU, s1Hz, Whisper, false)
+	run(r, 10, c, a, s)
+	for range 8 { // a burst of whisper arrives
+		s.speak()
+	}
+	s.leg.SetMode(Barge)
+	c.out.pcm = nil
+	run(r, 8, c, a) // the supervisor says nothing more
+	if lv := media.ToneLevelDB(c.out.pcm, s1Hz); lv > -50 {
+		t.Fatalf("the customer heard buffered whisper after the switch to barge: %.1f dB", lv)
+	}
+}

@@ -61,6 +61,8 @@ type Call struct {
 	localHangup atomic.Bool
 	byRemote    atomic.Bool
 
+	referStat chan int // final statuses from NOTIFYs about our REFER
+
 	answered     chan struct{} // closed when ringing/answering is over (either way)
 	answeredOnce sync.Once
 	kill         chan struct{} // forces the call down without signalling
@@ -71,7 +73,7 @@ type Call struct {
 
 func (p *Phone) newCall(incoming bool) (*Call, error) {
 	digits := make(chan rune, 64)
-	st, err := newStream(p.log, p.cfg.Codec, p.cfg.ToneHz, p.cfg.RecordMax, digits)
+	st, err := newStreamAt(p.ip, p.audio, p.log, p.cfg.Codec, p.cfg.ToneHz, p.cfg.RecordMax, digits)
 	if err != nil {
 		return nil, fmt.Errorf("simphone: RTP socket: %w", err)
 	}
@@ -84,6 +86,7 @@ func (p *Phone) newCall(incoming bool) (*Call, error) {
 		negotiated: media.SendRecv,
 		sdpID:      rand.Uint64N(1 << 62),
 		answered:   make(chan struct{}),
+		referStat:  make(chan int, 8),
 		kill:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}, nil
@@ -115,6 +118,7 @@ func (c *Call) offerLocked() []byte {
 		DTMFType:  defaultDTMFType,
 		Direction: c.localDir,
 		Ptime:     20,
+		LevelsID:  levelsExtID,
 	}
 	return d.Marshal(c.sdpID, c.sdpVersion)
 }
@@ -134,8 +138,10 @@ func (c *Call) answerLocked(offer media.SessionDesc) ([]byte, error) {
 		DTMFType:  offer.DTMFType,
 		Direction: dir,
 		Ptime:     20,
+		LevelsID:  offer.LevelsID,
 	}
 	c.st.configure(offer.Addr, codec, offer.DTMFType, offer.DTMFType, sends(dir))
+	c.st.setLevelsID(offer.LevelsID)
 	return d.Marshal(c.sdpID, c.sdpVersion), nil
 }
 
@@ -163,6 +169,7 @@ func (c *Call) applyAnswerLocked(body []byte) error {
 	dir := direction(sends(c.localDir) && recvs(ans.Direction), recvs(c.localDir) && sends(ans.Direction))
 	c.negotiated = dir
 	c.st.configure(ans.Addr, codec, ans.DTMFType, ans.DTMFType, sends(dir))
+	c.st.setLevelsID(ans.LevelsID)
 	return nil
 }
 
@@ -589,3 +596,9 @@ func (c *Call) String() string {
 	}
 	return fmt.Sprintf("call(%s %s %s)", c.p.cfg.Ext, dir, c.callID)
 }
+
+// AudioLevels is what the server's mixer said, in the last audio packet, about how loud
+// each source it mixed is: RFC 6465 levels in -dBov (0 loudest, 127 silent), in CSRC
+// order. nil when the packet carried none (the extension was not agreed, or the stream
+// is not mixed).
+func (c *Call) AudioLevels() []uint8 { return c.st.audioLevels() }

@@ -4,7 +4,11 @@
 // the load benchmark and the demo use it as bot.
 //
 // Every socket it opens is bound to 127.0.0.1 and it advertises only
-// 127.0.0.1, so all its traffic stays on 127.0.0.0/8.
+// 127.0.0.1, so all its traffic stays on 127.0.0.0/8 — unless Config.LocalIP
+// names another address, as the softphone does to reach a server elsewhere.
+//
+// The softphone (package app) runs on it too: with Config.Audio set, calls send
+// what the device captures instead of the tone and play what they receive.
 package simphone
 
 import (
@@ -40,6 +44,17 @@ type Config struct {
 	RecordMax  time.Duration // keep only the most recent RecordMax of received audio per call (0 = keep all)
 	// AnswerDelay lets an AutoAnswer phone ring this long before answering.
 	AnswerDelay time.Duration
+	// Audio, when set, is the phone's sound device: calls send what it captures instead
+	// of the tone (silence while it stalls) and it plays what the calls receive, through
+	// a jitter buffer, mixed. The phone starts it in New and closes it in Close. The
+	// recording (Recording, WaitRecording) works as without it.
+	Audio AudioDevice
+	// LocalIP is the address the phone binds and advertises (SIP and RTP); default
+	// 127.0.0.1. On loopback RTP only ever goes to loopback addresses.
+	LocalIP netip.Addr
+	// OnRegister, if set, is told the outcome of every registration refresh that
+	// KeepRegistered makes (nil: registered).
+	OnRegister func(err error)
 }
 
 // ErrClosed is returned by calls on a closed Phone.
@@ -74,6 +89,8 @@ type Phone struct {
 	cfg     Config
 	log     *slog.Logger
 	conn    net.PacketConn
+	ip      netip.Addr // bound and advertised
+	audio   *phoneAudio
 	addr    netip.AddrPort
 	laddr   sip.Addr
 	ua      *sipgo.UserAgent
@@ -103,6 +120,8 @@ type Phone struct {
 	regCallID  string
 	regFromTag string
 	regCSeq    uint32
+	refreshMu  sync.Mutex
+	refreshing context.CancelFunc // KeepRegistered's refresher, if running
 }
 
 // readyConn reports when sipgo starts reading the socket: by then the socket
@@ -151,17 +170,21 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 		p.srvHost, p.srvPort = host, port
 	}
 
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	p.ip = cfg.LocalIP.Unmap()
+	if !p.ip.IsValid() || p.ip.IsUnspecified() {
+		p.ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	pc, err := net.ListenPacket("udp", netip.AddrPortFrom(p.ip, 0).String())
 	if err != nil {
 		return nil, err
 	}
-	p.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	p.addr = netip.AddrPortFrom(p.ip, pc.LocalAddr().(*net.UDPAddr).AddrPort().Port())
 	addrStr := p.addr.String()
 	p.laddr = sip.Addr{IP: net.IP(p.addr.Addr().AsSlice()), Port: int(p.addr.Port())}
 
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("ringside-simphone"),
-		sipgo.WithUserAgentHostname("127.0.0.1"),
+		sipgo.WithUserAgentHostname(p.ip.String()),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(log),
 			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
@@ -190,7 +213,7 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 	); err != nil {
 		return fail(err)
 	}
-	p.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: cfg.Ext, Host: "127.0.0.1", Port: int(p.addr.Port())}}
+	p.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: cfg.Ext, Host: p.ip.String(), Port: int(p.addr.Port())}}
 	p.dua = &sipgo.DialogUA{Client: p.cli, ContactHDR: p.contact}
 
 	p.srv.OnInvite(p.onInvite)
@@ -199,6 +222,7 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 	p.srv.OnCancel(p.onCancel)
 	p.srv.OnInfo(p.onInfo)
 	p.srv.OnOptions(p.onOptions)
+	p.srv.OnNotify(p.onNotify)
 
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	rc := &readyConn{PacketConn: pc, ready: make(chan struct{})}
@@ -217,6 +241,16 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 		<-p.serveDone
 		ua.Close()
 		return nil, ctx.Err()
+	}
+	if cfg.Audio != nil {
+		p.audio = &phoneAudio{dev: cfg.Audio}
+		if err := cfg.Audio.Start(p.audio.capture, p.audio.playback); err != nil {
+			p.cancel()
+			pc.Close()
+			<-p.serveDone
+			ua.Close()
+			return nil, fmt.Errorf("simphone: starting the audio device: %w", err)
+		}
 	}
 	log.Debug("phone started", "sip", addrStr)
 	return p, nil
@@ -300,7 +334,7 @@ func (p *Phone) fromURI() sip.Uri {
 	if p.srvHost != "" {
 		return sip.Uri{Scheme: "sip", User: p.cfg.Ext, Host: p.srvHost, Port: p.srvPort}
 	}
-	return sip.Uri{Scheme: "sip", User: p.cfg.Ext, Host: "127.0.0.1", Port: int(p.addr.Port())}
+	return sip.Uri{Scheme: "sip", User: p.cfg.Ext, Host: p.ip.String(), Port: int(p.addr.Port())}
 }
 
 func (p *Phone) setLaddr(req *sip.Request) {
@@ -311,11 +345,20 @@ func (p *Phone) setLaddr(req *sip.Request) {
 // contact, answering a digest challenge. expires 0 unregisters. A final
 // non-2xx response comes back as *StatusError.
 func (p *Phone) Register(ctx context.Context, expires time.Duration) error {
+	if expires <= 0 {
+		p.stopRefresh()
+	}
+	_, err := p.register(ctx, expires)
+	return err
+}
+
+// register sends one REGISTER and returns the expiry the registrar granted.
+func (p *Phone) register(ctx context.Context, expires time.Duration) (time.Duration, error) {
 	if p.srvHost == "" {
-		return errors.New("simphone: Register needs Config.Server")
+		return 0, errors.New("simphone: Register needs Config.Server")
 	}
 	if !p.enter() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	defer p.wg.Done()
 
@@ -343,7 +386,7 @@ func (p *Phone) Register(ctx context.Context, expires time.Duration) error {
 
 	res, err := p.cli.Do(ctx, req)
 	if err != nil {
-		return fmt.Errorf("simphone: REGISTER: %w", err)
+		return 0, fmt.Errorf("simphone: REGISTER: %w", err)
 	}
 	if (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && p.cfg.Password != "" {
 		res, err = p.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: p.cfg.Ext, Password: p.cfg.Password})
@@ -351,14 +394,15 @@ func (p *Phone) Register(ctx context.Context, expires time.Duration) error {
 			p.regCSeq = cs.SeqNo
 		}
 		if err != nil {
-			return fmt.Errorf("simphone: REGISTER: %w", err)
+			return 0, fmt.Errorf("simphone: REGISTER: %w", err)
 		}
 	}
 	if !res.IsSuccess() {
-		return statusError(req, res)
+		return 0, statusError(req, res)
 	}
-	p.log.Debug("registered", "expires", expires)
-	return nil
+	granted := grantedExpiry(res, p.contact.Address, expires)
+	p.log.Debug("registered", "expires", expires, "granted", granted)
+	return granted, nil
 }
 
 // targetURI turns "1001", "*11001", "1001@host:port" or "sip:..." into a URI.
@@ -551,7 +595,7 @@ func (p *Phone) Dial(ctx context.Context, target string, headers ...sip.Header) 
 	return c, nil
 }
 
-const allowMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"
+const allowMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY"
 
 // respond answers a request outside a dialog session; a failed send is left
 // to the peer's retransmission.
@@ -815,6 +859,11 @@ func (p *Phone) Close() error {
 		err := p.conn.Close()
 		<-p.serveDone
 		p.closeErr = errors.Join(err, p.ua.Close())
+		if p.audio != nil {
+			if derr := p.audio.dev.Close(); derr != nil {
+				p.closeErr = errors.Join(p.closeErr, fmt.Errorf("simphone: closing the audio device: %w", derr))
+			}
+		}
 		if errors.Is(p.closeErr, net.ErrClosed) {
 			p.closeErr = nil
 		}

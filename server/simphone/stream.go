@@ -51,6 +51,11 @@ type stream struct {
 	log   *slog.Logger
 	limit int // samples kept in the recording; 0 keeps all
 
+	// audio, when the phone has a device, replaces the tone with captured audio and
+	// feeds what arrives to the speaker; nil otherwise.
+	audio   *streamAudio
+	onClose func() // detaches audio from the device
+
 	mu      sync.Mutex
 	remote  netip.AddrPort
 	codec   media.Codec
@@ -72,6 +77,10 @@ type stream struct {
 	haveEnd  bool
 	lastSSRC uint32
 
+	levelsID uint8 // RFC 8285 id of the RFC 6465 levels extension; 0: none
+	levels   [15]uint8
+	nLevels  int
+
 	dtmfQ  chan uint8
 	digits chan rune
 
@@ -82,13 +91,19 @@ type stream struct {
 }
 
 func newStream(log *slog.Logger, codec media.Codec, toneHz float64, limit time.Duration, digits chan rune) (*stream, error) {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	return newStreamAt(netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil, log, codec, toneHz, limit, digits)
+}
+
+// newStreamAt opens the stream's RTP socket on ip; with dev (the phone's device) the
+// stream sends captured audio and plays what it receives.
+func newStreamAt(ip netip.Addr, dev *phoneAudio, log *slog.Logger, codec media.Codec, toneHz float64, limit time.Duration, digits chan rune) (*stream, error) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
 	if err != nil {
 		return nil, err
 	}
 	s := &stream{
 		conn:    conn,
-		local:   conn.LocalAddr().(*net.UDPAddr).AddrPort(),
+		local:   netip.AddrPortFrom(ip, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()),
 		log:     log,
 		limit:   int(limit / (time.Second / media.SampleRate)),
 		codec:   codec,
@@ -100,6 +115,12 @@ func newStream(log *slog.Logger, codec media.Codec, toneHz float64, limit time.D
 		stop:    make(chan struct{}),
 	}
 	s.setToneLocked(toneHz)
+	if dev != nil {
+		sa := newStreamAudio()
+		s.audio = sa
+		s.onClose = func() { dev.remove(sa) }
+		dev.add(sa)
+	}
 	s.wg.Add(1)
 	go s.recvLoop()
 	return s, nil
@@ -109,7 +130,7 @@ func newStream(log *slog.Logger, codec media.Codec, toneHz float64, limit time.D
 func (s *stream) configure(remote netip.AddrPort, codec media.Codec, txDTMF, rxDTMF uint8, sending bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.remote = remote
+	s.remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	s.codec = codec
 	if txDTMF == 0 {
 		txDTMF = defaultDTMFType
@@ -119,10 +140,36 @@ func (s *stream) configure(remote netip.AddrPort, codec media.Codec, txDTMF, rxD
 		s.rxDTMF[1] = rxDTMF
 	}
 	s.sending = sending
-	if remote.IsValid() && !remote.Addr().IsUnspecified() && !remote.Addr().IsLoopback() && !s.warned {
+	if remote.IsValid() && !remote.Addr().IsUnspecified() && !s.mayReach(remote) && !s.warned {
 		s.warned = true
 		s.log.Warn("peer's SDP names a non-loopback media address; not sending RTP there", "addr", remote)
 	}
+}
+
+// mayReach tells whether RTP may go to remote: a phone on loopback keeps every packet on
+// 127.0.0.0/8; one on a real interface sends where the peer's SDP says.
+func (s *stream) mayReach(remote netip.AddrPort) bool {
+	return remote.Addr().IsLoopback() || !s.local.Addr().IsLoopback()
+}
+
+// setLevelsID sets the id of the RFC 6465 levels extension both sides agreed on.
+func (s *stream) setLevelsID(id uint8) {
+	s.mu.Lock()
+	s.levelsID = id
+	if id == 0 {
+		s.nLevels = 0
+	}
+	s.mu.Unlock()
+}
+
+// audioLevels copies the levels of the last audio packet received, in CSRC order.
+func (s *stream) audioLevels() []uint8 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nLevels == 0 {
+		return nil
+	}
+	return append([]uint8(nil), s.levels[:s.nLevels]...)
 }
 
 func (s *stream) startSending() {
@@ -136,6 +183,9 @@ func (s *stream) close() {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.conn.Close()
+		if s.onClose != nil {
+			s.onClose()
+		}
 	})
 	s.wg.Wait()
 }
@@ -190,8 +240,14 @@ func (s *stream) sendLoop() {
 		}
 		s.mu.Lock()
 		remote, codec, dtmfPT, muted, tone := s.remote, s.codec, s.txDTMF, s.muted, s.tone
-		canSend := s.sending && !s.halted && remote.IsValid() && remote.Port() != 0 && remote.Addr().IsLoopback()
+		canSend := s.sending && !s.halted && remote.IsValid() && remote.Port() != 0 && s.mayReach(remote)
 		s.mu.Unlock()
+
+		var captured bool
+		if s.audio != nil {
+			// Drained every tick, sending or not, so the microphone's audio stays current.
+			captured = s.audio.takeFrame(pcm)
+		}
 
 		if !canSend {
 			ts += media.FrameSamples
@@ -229,9 +285,16 @@ func (s *stream) sendLoop() {
 			if gap > 0 {
 				gap--
 			}
-			if tone != nil && !muted {
+			switch {
+			case muted:
+				clear(pcm)
+			case s.audio != nil:
+				if !captured {
+					clear(pcm) // the device stalled: silence
+				}
+			case tone != nil:
 				tone.Fill(pcm)
-			} else {
+			default:
 				clear(pcm)
 			}
 			codec.Encode(payload, pcm)
@@ -299,6 +362,13 @@ func (s *stream) handlePacket(pkt []byte, from netip.AddrPort, pcm []int16) {
 	case pt == uint8(media.PCMU) || pt == uint8(media.PCMA):
 		media.Codec(pt).Decode(pcm, payload)
 		s.record(h, pcm[:len(payload)])
+		s.nLevels = 0
+		if s.levelsID != 0 {
+			s.nLevels = media.ParseRTPLevels(pkt, s.levelsID, s.levels[:])
+		}
+		if s.audio != nil {
+			s.audio.pushReceived(h, payload)
+		}
 	case pt == s.rxDTMF[0] || pt == s.rxDTMF[1]:
 		s.stats.ReceivedDTMF++
 		e, err := media.ParseDTMFEvent(payload)

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -35,18 +36,21 @@ type leg struct {
 	media    *room.Leg
 	codec    media.Codec
 	answered atomic.Bool
+	sends    atomic.Bool // sendrecv in the peer's SDP: only then is its silence a dead leg (not hold, not listen-only)
+	sdpID    uint64      // o= session id, fixed for the leg's life (RFC 3264 §8)
 	sdpVer   atomic.Uint64
 
 	// supervisors
 	monitor *calls.Monitor // guarded by call.mu
 	user    store.User
 
+	respMu  sync.Mutex // sipgo's server dialog takes one response at a time
 	byeOnce sync.Once
 	gone    chan struct{} // closed when the leg has left (BYE either way)
 }
 
 func newLeg(c *call, role room.Role, ep *transport.Endpoint) *leg {
-	return &leg{id: uuid.NewString(), role: role, call: c, ep: ep, gone: make(chan struct{})}
+	return &leg{id: uuid.NewString(), role: role, call: c, ep: ep, gone: make(chan struct{}), sdpID: uint64(time.Now().UnixNano())}
 }
 
 // call is one phone call: its room, legs and the snapshot users see.
@@ -63,14 +67,14 @@ type call struct {
 	supervisors  []*leg
 	transferring bool // a REFER is being carried out: the agent leaving doesn't end the call
 
+	ctx     context.Context // ends when the call ends: stops ringing and dialling for it
+	cancel  context.CancelFunc
 	endOnce sync.Once
 	ended   chan struct{}
 	reason  string
 }
 
-func (c *call) allLegs() []*leg {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *call) legsLocked() []*leg {
 	var ls []*leg
 	if c.customer != nil {
 		ls = append(ls, c.customer)
@@ -110,8 +114,12 @@ func (c *call) record() store.CallRecord {
 	}
 }
 
+// publish sends an event with the call as it is now. Snapshot and send happen under the
+// call's lock, so events of one call go out in the order its state changed.
 func (s *Server) publish(t events.Type, c *call, m *calls.Monitor) {
-	s.cfg.Events.Publish(events.Event{Type: t, Call: c.snapshot(), Monitor: m})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s.cfg.Events.Publish(events.Event{Type: t, Call: c.snapshotLocked(), Monitor: m})
 }
 
 // storeCtx bounds history writes; they must not hang a SIP handler.
@@ -119,15 +127,23 @@ func storeCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 5*time.Second)
 }
 
-// newCall registers a ringing call and writes its first history row.
+// Why a call could not be started.
+var errBusy = errors.New("agent is already on a call")
+
+// newCall registers a ringing call and writes its first history row. The busy and
+// shutdown checks happen under the same lock as the registration, so two customers calling
+// one agent at the same moment can't both ring it, and Shutdown sees every call.
 func (s *Server) newCall(direction string, agent store.User, customer calls.Customer) (*call, error) {
 	id := uuid.NewString()
+	ctx, cancel := context.WithCancel(context.Background())
 	c := &call{
-		id:    id,
-		srv:   s,
-		room:  room.New(id),
-		log:   s.log.With("call", id),
-		ended: make(chan struct{}),
+		ctx:    ctx,
+		cancel: cancel,
+		id:     id,
+		srv:    s,
+		room:   room.New(id),
+		log:    s.log.With("call", id),
+		ended:  make(chan struct{}),
 		snap: calls.Call{
 			ID: id, Node: s.cfg.Node, Kind: calls.KindPhone, State: calls.StateRinging,
 			Direction: direction,
@@ -135,34 +151,58 @@ func (s *Server) newCall(direction string, agent store.User, customer calls.Cust
 			Customer:  customer, StartedAt: time.Now().UTC(), Monitorable: true,
 		},
 	}
-	ctx, cancel := storeCtx()
-	defer cancel()
-	if err := s.cfg.Store.CallStarted(ctx, c.record()); err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
+	switch {
+	case s.closing.Load():
+		s.mu.Unlock()
+		cancel()
+		return nil, ErrShuttingDown
+	case len(s.agents[agent.Ext]) > 0:
+		s.mu.Unlock()
+		cancel()
+		return nil, errBusy
+	}
 	s.calls[id] = c
 	s.agents[agent.Ext] = append(s.agents[agent.Ext], c)
 	s.mu.Unlock()
+	wctx, wcancel := storeCtx()
+	defer wcancel()
+	if err := s.cfg.Store.CallStarted(wctx, c.record()); err != nil {
+		s.mu.Lock()
+		delete(s.calls, id)
+		s.agents[agent.Ext] = deleteCall(s.agents[agent.Ext], c)
+		if len(s.agents[agent.Ext]) == 0 {
+			delete(s.agents, agent.Ext)
+		}
+		s.mu.Unlock()
+		cancel()
+		return nil, err
+	}
 	s.publish(events.CallStarted, c, nil)
 	c.log.Info("call started", "direction", direction, "agent", agent.Ext, "customer", customer.Number)
 	return c, nil
 }
 
 // answered moves a call to talking once both legs have media: the room starts ticking.
-func (s *Server) answered(c *call) {
+func (s *Server) answered(c *call) bool {
 	now := time.Now().UTC()
 	c.mu.Lock()
+	if c.snap.State == calls.StateEnded {
+		c.mu.Unlock()
+		return false
+	}
 	c.snap.State = calls.StateTalking
 	c.snap.AnsweredAt = &now
-	c.mu.Unlock()
+	// Under the lock, so endCall's Clock.Remove can't come before this Add.
 	s.cfg.Clock.Add(c.room)
+	c.mu.Unlock()
 	ctx, cancel := storeCtx()
 	defer cancel()
 	if err := s.cfg.Store.CallUpdated(ctx, c.record()); err != nil {
 		c.log.Error("writing call history", "err", err)
 	}
 	s.publish(events.CallUpdated, c, nil)
+	return true
 }
 
 // setHeld reflects hold/resume in the call state.
@@ -189,6 +229,7 @@ func (s *Server) setHeld(c *call, held bool) {
 // endCall ends a call once: BYE to every leg still up, history written, event sent.
 func (s *Server) endCall(c *call, reason string) {
 	c.endOnce.Do(func() {
+		c.cancel()
 		c.mu.Lock()
 		c.reason = reason
 		now := time.Now().UTC()
@@ -196,6 +237,13 @@ func (s *Server) endCall(c *call, reason string) {
 		c.snap.EndedAt = &now
 		legs := []*leg{c.customer, c.agent}
 		legs = append(legs, c.supervisors...)
+		ext := c.snap.Agent.Ext
+		var monitorIDs []string
+		for _, l := range c.supervisors {
+			if l.monitor != nil {
+				monitorIDs = append(monitorIDs, l.monitor.ID)
+			}
+		}
 		c.mu.Unlock()
 		s.cfg.Clock.Remove(c.room)
 		// History first: it must hold even if a leg never answers our BYE.
@@ -220,18 +268,17 @@ func (s *Server) endCall(c *call, reason string) {
 
 		s.mu.Lock()
 		delete(s.calls, c.id)
-		ext := c.snap.Agent.Ext
 		s.agents[ext] = slices.DeleteFunc(s.agents[ext], func(o *call) bool { return o == c })
 		if len(s.agents[ext]) == 0 {
 			delete(s.agents, ext)
 		}
 		for _, l := range legs {
-			if l != nil && l.dialog != "" {
+			if l != nil && s.legs[l.dialog] == l {
 				delete(s.legs, l.dialog)
 			}
-			if l != nil && l.monitor != nil {
-				delete(s.monitors, l.monitor.ID)
-			}
+		}
+		for _, id := range monitorIDs {
+			delete(s.monitors, id)
 		}
 		s.mu.Unlock()
 		close(c.ended)
@@ -246,6 +293,10 @@ func (s *Server) hangup(l *leg) {
 	l.byeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 		defer cancel()
+		if !l.answered.Load() && l.server != nil {
+			// Still ringing on our side (shutdown while the agent's phone rings).
+			l.respond(503, "Service Unavailable")
+		}
 		if l.answered.Load() {
 			var err error
 			switch {
@@ -262,14 +313,27 @@ func (s *Server) hangup(l *leg) {
 	})
 }
 
+// respond answers the INVITE of a leg that called us, one response at a time.
+func (l *leg) respond(code int, reason string) {
+	l.respMu.Lock()
+	defer l.respMu.Unlock()
+	if code < 200 && l.answered.Load() {
+		return // already answered: a late provisional has nothing to say
+	}
+	_ = l.server.Respond(code, reason, nil)
+}
+
 // left is called when the peer sent BYE: no BYE back, just free media.
 func (l *leg) left() {
 	l.byeOnce.Do(l.release)
 }
 
 func (l *leg) release() {
-	if l.media != nil {
-		l.call.room.Leave(l.media)
+	l.call.mu.Lock()
+	m := l.media
+	l.call.mu.Unlock()
+	if m != nil {
+		l.call.room.Leave(m)
 	}
 	if l.ep != nil {
 		l.ep.Close()
@@ -286,11 +350,14 @@ func (l *leg) release() {
 // startMedia configures the endpoint from the peer's SDP, makes the room leg and starts
 // reading RTP. The leg is not yet in the room.
 func (s *Server) startMedia(l *leg, peer media.SessionDesc, codec media.Codec, mode room.Mode) {
-	l.codec = codec
 	l.ep.Configure(peer.Addr, codec, peer.DTMFType)
-	l.media = room.NewLeg(l.id, l.role, codec, l.ep, mode)
-	l.media.SetReceiving(peer.Direction == media.SendRecv || peer.Direction == media.RecvOnly || peer.Direction == "")
-	l.ep.Attach(l.media)
+	m := room.NewLeg(l.id, l.role, codec, l.ep, mode)
+	m.SetReceiving(peer.Direction == media.SendRecv || peer.Direction == media.RecvOnly || peer.Direction == "")
+	l.sends.Store(peer.Direction == media.SendRecv || peer.Direction == "")
+	l.call.mu.Lock()
+	l.codec, l.media = codec, m
+	l.call.mu.Unlock()
+	l.ep.Attach(m)
 	s.sessions.Add(1)
 	go func() {
 		defer s.sessions.Done()
@@ -300,17 +367,19 @@ func (s *Server) startMedia(l *leg, peer media.SessionDesc, codec media.Codec, m
 
 // localSDP describes our endpoint of a leg.
 func (s *Server) localSDP(l *leg, codecs []media.Codec, dir media.Direction) []byte {
-	return s.localSDPLevels(l, codecs, dir, 0)
+	return s.answerSDP(l, codecs, dir, media.SessionDesc{DTMFType: DTMFPayloadType})
 }
 
-// localSDPLevels is localSDP agreeing to RFC 6465 levels with extension id levelsID.
-func (s *Server) localSDPLevels(l *leg, codecs []media.Codec, dir media.Direction, levelsID uint8) []byte {
+// answerSDP describes our endpoint in answer to offer: telephone-event under the offer's
+// payload type (RFC 3264 §6.1), or none when the offer had none, and RFC 6465 levels when
+// offered.
+func (s *Server) answerSDP(l *leg, codecs []media.Codec, dir media.Direction, offer media.SessionDesc) []byte {
 	addr := l.ep.LocalAddr()
 	if s.cfg.PublicIP.IsValid() {
 		addr = netip.AddrPortFrom(s.cfg.PublicIP, addr.Port())
 	}
-	d := media.SessionDesc{Addr: addr, Codecs: codecs, DTMFType: DTMFPayloadType, Direction: dir, Ptime: 20, LevelsID: levelsID}
-	return d.Marshal(uint64(time.Now().Unix()), l.sdpVer.Add(1))
+	d := media.SessionDesc{Addr: addr, Codecs: codecs, DTMFType: offer.DTMFType, Direction: dir, Ptime: 20, LevelsID: offer.LevelsID}
+	return d.Marshal(l.sdpID, l.sdpVer.Add(1))
 }
 
 // answerDirection is our side of an offered direction (RFC 3264 §6.1).

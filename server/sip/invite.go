@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -145,32 +146,42 @@ func (s *Server) bridgeOutbound(req *sipmsg.Request, tx sipmsg.ServerTransaction
 // in a new call's room. callerRole is the room role of whoever called us.
 func (s *Server) bridge(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer media.SessionDesc, codec media.Codec,
 	direction string, callerRole room.Role, agent store.User, cust calls.Customer, targets []sipmsg.Uri, from *sipmsg.FromHeader, to *sipmsg.ToHeader) {
+	c, err := s.newCall(direction, agent, cust)
+	switch {
+	case errors.Is(err, errBusy):
+		respond(tx, req, 486, "Busy Here")
+		return
+	case errors.Is(err, ErrShuttingDown):
+		respond(tx, req, 503, "Service Unavailable: server shutting down")
+		return
+	case err != nil:
+		s.log.Error("starting call", "err", err)
+		respond(tx, req, 500, "Server Internal Error: can't write call history")
+		return
+	}
+	fail := func(code int, reason string) {
+		respond(tx, req, code, reason)
+		s.endCall(c, reason)
+	}
 	callerEP, err := s.ports.Open()
 	if err != nil {
-		respond(tx, req, 503, "Service Unavailable: "+err.Error())
+		fail(503, "Service Unavailable: "+err.Error())
 		return
 	}
 	calleeEP, err := s.ports.Open()
 	if err != nil {
 		callerEP.Close()
-		respond(tx, req, 503, "Service Unavailable: "+err.Error())
+		fail(503, "Service Unavailable: "+err.Error())
 		return
 	}
 	ds, err := s.dialog.ReadInvite(req, tx)
 	if err != nil {
 		callerEP.Close()
 		calleeEP.Close()
-		respond(tx, req, 400, "Bad Request: "+err.Error())
+		fail(400, "Bad Request: "+err.Error())
 		return
 	}
 	_ = ds.Respond(100, "Trying", nil)
-	c, err := s.newCall(direction, agent, cust)
-	if err != nil {
-		callerEP.Close()
-		calleeEP.Close()
-		_ = ds.Respond(500, "Server Internal Error: can't write call history", nil)
-		return
-	}
 	calleeRole := room.Agent
 	if callerRole == room.Agent {
 		calleeRole = room.Customer
@@ -186,35 +197,51 @@ func (s *Server) bridge(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer 
 	c.mu.Unlock()
 	s.index(caller)
 
+	// Ring until the caller gives up or the call is ended (shutdown).
+	ringCtx, stopRinging := context.WithCancel(ds.Context())
+	defer stopRinging()
+	defer context.AfterFunc(c.ctx, stopRinging)()
 	// Offer the callee the caller's codec first so an unmonitored call relays untouched.
 	codecs := append([]media.Codec{codec}, without(s.cfg.Codecs, codec)...)
 	sdp := s.localSDP(callee, codecs, media.SendRecv)
-	ringing := sync.OnceFunc(func() { _ = ds.Respond(180, "Ringing", nil) })
-	dc, answer, code, reason := s.dial(ds.Context(), targets, sdp, from, to, ringing)
-	if dc == nil {
-		if ds.Context().Err() != nil {
-			reason = "caller hung up before answer"
-		} else {
-			_ = ds.Respond(code, reason, nil)
+	ringing := sync.OnceFunc(func() { caller.respond(180, "Ringing") })
+	dc, answer, code, reason := s.dial(ringCtx, targets, sdp, from, to, ringing)
+	switch {
+	case c.ctx.Err() != nil: // ended meanwhile; endCall answered the caller
+		if dc != nil {
+			s.byeLate(dc)
 		}
+		<-c.ended
+		return
+	case dc == nil && ds.Context().Err() != nil:
+		s.endCall(c, "caller hung up before answer")
+		return
+	case dc == nil:
+		caller.respond(code, reason)
 		s.endCall(c, reason)
 		return
 	}
-	calleeCodec := answer.Codecs[0]
-	callee.client, callee.dialog = dc, dc.ID
-	s.index(callee)
-	callee.answered.Store(true)
-	s.startMedia(callee, answer, calleeCodec, "")
+	s.startMedia(callee, answer, answer.Codecs[0], "")
 	s.startMedia(caller, offer, codec, "")
+	c.mu.Lock()
+	callee.client, callee.dialog = dc, dc.ID
+	c.mu.Unlock()
+	callee.answered.Store(true)
+	s.index(callee)
 	_ = c.room.Join(caller.media)
 	_ = c.room.Join(callee.media)
 	c.mu.Lock()
 	c.snap.TargetDialog = targetDialog(c.agent)
 	c.mu.Unlock()
-	s.answered(c)
-
+	if !s.answered(c) {
+		<-c.ended
+		return
+	}
 	caller.answered.Store(true)
-	if err := ds.RespondSDP(s.localSDP(caller, []media.Codec{codec}, answerDirection(offer.Direction))); err != nil {
+	caller.respMu.Lock() // a late 180 from another branch must not race the 200
+	err = ds.RespondSDP(s.answerSDP(caller, []media.Codec{codec}, answerDirection(offer.Direction), offer))
+	caller.respMu.Unlock()
+	if err != nil {
 		c.log.Warn("caller did not confirm the answer", "err", err)
 		s.endCall(c, "caller did not acknowledge the answer")
 		return
@@ -253,11 +280,13 @@ func targetDialog(agent *leg) string {
 	return fmt.Sprintf("%s;local-tag=%s;remote-tag=%s", callID, local, remote)
 }
 
-// dial calls every target at once; the first to answer wins and the rest are cancelled.
-// It returns the answered dialog and its SDP, or nil with the status to give the caller.
-func (s *Server) dial(callerCtx context.Context, targets []sipmsg.Uri, sdp []byte, from *sipmsg.FromHeader, to *sipmsg.ToHeader, ringing func()) (*sipgo.DialogClientSession, media.SessionDesc, int, string) {
-	ctx, cancel := context.WithTimeout(callerCtx, s.cfg.RingFor)
-	defer cancel()
+// dial calls every target at once and returns as soon as one answers; the rest are
+// cancelled in the background (and hung up, should one answer anyway). It returns the
+// answered dialog and its SDP, or nil with the status to give the caller.
+func (s *Server) dial(ctx context.Context, targets []sipmsg.Uri, sdp []byte, from *sipmsg.FromHeader, to *sipmsg.ToHeader, ringing func()) (*sipgo.DialogClientSession, media.SessionDesc, int, string) {
+	ctx, halt := context.WithCancelCause(ctx)
+	unhook := context.AfterFunc(s.halt, func() { halt(context.Cause(s.halt)) })
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RingFor)
 	type result struct {
 		dc     *sipgo.DialogClientSession
 		answer media.SessionDesc
@@ -268,70 +297,69 @@ func (s *Server) dial(callerCtx context.Context, targets []sipmsg.Uri, sdp []byt
 	callID := sipmsg.CallIDHeader(uuid.NewString())
 	from = sipmsg.HeaderClone(from).(*sipmsg.FromHeader)
 	from.Params.Add("tag", sipmsg.GenerateTagN(16))
-	for _, target := range targets {
+	// Each branch can be stopped on its own: one that never answered even provisionally
+	// (a phone gone away) can't be CANCELled (RFC 3261 §9.1), so it is dropped at once
+	// rather than left to time out.
+	type branch struct {
+		stop     context.CancelCauseFunc
+		provoked atomic.Bool // a provisional response came back
+	}
+	branches := make([]*branch, len(targets))
+	for i, target := range targets {
+		b := &branch{}
+		bctx, stop := context.WithCancelCause(ctx)
+		b.stop, branches[i] = stop, b
+		s.sessions.Add(1)
 		go func() {
-			dc, err := s.dialog.Invite(ctx, target, sdp, sipmsg.HeaderClone(from), sipmsg.HeaderClone(to), &callID, sipmsg.NewHeader("Content-Type", "application/sdp"))
-			if err != nil {
-				results <- result{code: 480, reason: "Temporarily Unavailable: " + err.Error()}
-				return
-			}
-			err = dc.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sipmsg.Response) error {
-				if r.StatusCode == 180 || r.StatusCode == 183 {
+			defer s.sessions.Done()
+			results <- s.ring(bctx, target, sdp, from, to, &callID, func(code int) {
+				b.provoked.Store(true)
+				if code != 100 {
 					ringing()
 				}
-				return nil
-			}})
-			if err != nil {
-				dc.Close()
-				var de *sipgo.ErrDialogResponse
-				switch {
-				case errors.As(err, &de):
-					results <- result{code: de.Res.StatusCode, reason: de.Res.Reason}
-				case ctx.Err() != nil && callerCtx.Err() == nil:
-					results <- result{code: 480, reason: "Temporarily Unavailable: no answer"}
-				default:
-					results <- result{code: 480, reason: "Temporarily Unavailable"}
-				}
-				return
-			}
-			if err := dc.Ack(context.Background()); err != nil {
-				dc.Close()
-				results <- result{code: 500, reason: "Server Internal Error: ACK failed"}
-				return
-			}
-			answer, err := media.ParseSDP(dc.InviteResponse.Body())
-			if err == nil && (len(answer.Codecs) == 0 || !containsCodec(s.cfg.Codecs, answer.Codecs[0])) {
-				err = media.ErrNoCommonCodec
-			}
-			if err != nil {
-				bctx, bcancel := context.WithTimeout(context.Background(), 2*time.Second)
-				_ = dc.Bye(bctx)
-				bcancel()
-				dc.Close()
-				results <- result{code: 488, reason: "Not Acceptable Here: the called phone answered with unusable SDP"}
-				return
-			}
-			results <- result{dc: dc, answer: answer}
+			})
 		}()
+	}
+	stopBranches := func() {
+		for _, b := range branches {
+			if b.provoked.Load() {
+				b.stop(context.Canceled)
+			} else {
+				b.stop(sipgo.WaitAnswerForceCancelErr)
+			}
+		}
 	}
 	var won *result
 	var last result
-	for range targets {
+	n := 0
+	for ; n < len(targets) && won == nil; n++ {
 		r := <-results
-		if r.dc == nil {
-			last = r
-			continue
-		}
-		if won == nil {
+		switch {
+		case r.dc != nil:
 			won = &r
-			cancel() // stop ringing the others
-			continue
+		case r.code >= 600: // decline everywhere (RFC 3261 §16.7)
+			last = r
+			stopBranches()
+		default:
+			last = r
 		}
-		// Answered too late: another phone already took the call.
-		bctx, bcancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = r.dc.Bye(bctx)
-		bcancel()
-		r.dc.Close()
+	}
+	stopBranches() // stop ringing the others
+	cancel()
+	rest := len(targets) - n
+	if rest == 0 {
+		unhook()
+	} else {
+		s.sessions.Add(1)
+		go func() {
+			defer s.sessions.Done()
+			defer unhook()
+			for range rest {
+				if r := <-results; r.dc != nil {
+					s.byeLate(r.dc) // another phone already took the call
+				}
+			}
+		}()
 	}
 	if won != nil {
 		return won.dc, won.answer, 0, ""
@@ -340,6 +368,71 @@ func (s *Server) dial(callerCtx context.Context, targets []sipmsg.Uri, sdp []byt
 		last.code, last.reason = 480, "Temporarily Unavailable"
 	}
 	return nil, media.SessionDesc{}, last.code, last.reason
+}
+
+// ring sends one INVITE and waits for its outcome.
+func (s *Server) ring(ctx context.Context, target sipmsg.Uri, sdp []byte, from *sipmsg.FromHeader, to *sipmsg.ToHeader, callID *sipmsg.CallIDHeader, provisional func(code int)) (r struct {
+	dc     *sipgo.DialogClientSession
+	answer media.SessionDesc
+	code   int
+	reason string
+}) {
+	dc, err := s.dialog.Invite(ctx, target, sdp, sipmsg.HeaderClone(from), sipmsg.HeaderClone(to), callID, sipmsg.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		r.code, r.reason = 480, "Temporarily Unavailable: "+err.Error()
+		return r
+	}
+	err = dc.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sipmsg.Response) error {
+		if res.IsProvisional() {
+			provisional(res.StatusCode)
+		}
+		return nil
+	}})
+	if err != nil {
+		var de *sipgo.ErrDialogResponse
+		switch {
+		case errors.As(err, &de):
+			r.code, r.reason = de.Res.StatusCode, de.Res.Reason
+		case dc.InviteResponse != nil && dc.InviteResponse.IsSuccess():
+			// Our CANCEL crossed the phone's 200: take the dialog down properly.
+			id, _ := sipmsg.DialogIDFromResponse(dc.InviteResponse)
+			dc.ID = id
+			_ = dc.Ack(context.Background())
+			s.byeLate(dc)
+			r.code, r.reason = 487, "Request Terminated"
+			return r
+		case ctx.Err() == context.DeadlineExceeded:
+			r.code, r.reason = 480, "Temporarily Unavailable: no answer"
+		default:
+			r.code, r.reason = 487, "Request Terminated"
+		}
+		dc.Close()
+		return r
+	}
+	if err := dc.Ack(context.Background()); err != nil {
+		dc.Close()
+		r.code, r.reason = 500, "Server Internal Error: ACK failed"
+		return r
+	}
+	answer, err := media.ParseSDP(dc.InviteResponse.Body())
+	if err == nil && (len(answer.Codecs) == 0 || !containsCodec(s.cfg.Codecs, answer.Codecs[0])) {
+		err = media.ErrNoCommonCodec
+	}
+	if err != nil {
+		s.byeLate(dc)
+		r.code, r.reason = 488, "Not Acceptable Here: the called phone answered with unusable SDP"
+		return r
+	}
+	r.dc, r.answer = dc, answer
+	return r
+}
+
+// byeLate hangs up a dialog nobody needs (answered too late, or for a call that ended).
+func (s *Server) byeLate(dc *sipgo.DialogClientSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = dc.Bye(ctx)
+	dc.Close()
 }
 
 func containsCodec(cs []media.Codec, c media.Codec) bool {
@@ -354,25 +447,39 @@ func containsCodec(cs []media.Codec, c media.Codec) bool {
 // reinvite handles hold, resume and address changes within a dialog.
 func (s *Server) reinvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 	l := s.legByRequest(req)
-	if l == nil || l.media == nil {
+	var m *room.Leg
+	var codec media.Codec
+	if l != nil {
+		l.call.mu.Lock()
+		m, codec = l.media, l.codec
+		l.call.mu.Unlock()
+	}
+	if m == nil {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
 	dir := media.SendRecv
+	answer := media.SessionDesc{DTMFType: DTMFPayloadType, LevelsID: l.ep.LevelsID()}
 	if len(req.Body()) > 0 {
 		offer, err := media.ParseSDP(req.Body())
+		if err == nil && !containsCodec(offer.Codecs, codec) && offer.Direction != media.Inactive {
+			err = fmt.Errorf("%w: the call runs on %s", media.ErrNoCommonCodec, codec)
+		}
 		if err != nil {
 			respond(tx, req, 488, "Not Acceptable Here", warning(s.host, err))
 			return
 		}
 		if offer.Addr.Port() != 0 && offer.Addr.Addr().IsValid() && !offer.Addr.Addr().IsUnspecified() {
-			l.ep.Configure(offer.Addr, l.codec, offer.DTMFType)
+			l.ep.Configure(offer.Addr, codec, offer.DTMFType)
 		}
 		dir = answerDirection(offer.Direction)
+		answer.DTMFType = offer.DTMFType
+		l.sends.Store(offer.Direction == media.SendRecv)
 	}
+	m.Heard() // a phone that just re-INVITEd is alive, whatever its RTP did meanwhile
 	receiving := dir == media.SendRecv || dir == media.SendOnly
-	l.media.SetReceiving(receiving)
-	res := sipmsg.NewResponseFromRequest(req, 200, "OK", s.localSDPLevels(l, []media.Codec{l.codec}, dir, l.ep.LevelsID()))
+	m.SetReceiving(receiving)
+	res := sipmsg.NewResponseFromRequest(req, 200, "OK", s.answerSDP(l, []media.Codec{codec}, dir, answer))
 	res.AppendHeader(sipmsg.NewHeader("Content-Type", "application/sdp"))
 	res.AppendHeader(s.contact.Clone())
 	_ = tx.Respond(res)
@@ -446,8 +553,13 @@ func (s *Server) monitorInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction,
 	if !ok {
 		return
 	}
-	c := s.findCall(ext, req.GetHeader("Target-Dialog"))
-	if c == nil {
+	td := req.GetHeader("Target-Dialog")
+	c := s.findCall(ext, td)
+	switch {
+	case c == nil && td != nil:
+		respond(tx, req, 481, "Call/Transaction Does Not Exist: Target-Dialog names no call of agent "+ext)
+		return
+	case c == nil:
 		respond(tx, req, 404, fmt.Sprintf("Not Found: agent %s is not on a call", ext))
 		return
 	}
@@ -480,8 +592,11 @@ func (s *Server) monitorInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction,
 	s.startMedia(l, offer, codec, mode)
 	l.ep.SetLevelsID(offer.LevelsID)
 	l.ep.OnDTMF(func(d rune) {
-		if m, ok := room.ModeForDigit(d); ok {
-			s.setMode(l, m)
+		// The room switches at once; history and events follow off the RTP reader.
+		if mode, ok := room.ModeForDigit(d); ok {
+			if m, changed := s.applyMode(l, mode); changed {
+				s.later(func() { s.recordMode(c, m) })
+			}
 		}
 	})
 	m := &calls.Monitor{ID: uuid.NewString(), CallID: c.id, User: user.Name, Ext: user.Ext, Mode: mode, Since: time.Now().UTC()}
@@ -494,27 +609,37 @@ func (s *Server) monitorInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction,
 		_ = ds.Respond(500, "Server Internal Error: can't write history", nil)
 		return
 	}
+	// Join, or learn the call ended, in one step with endCall's view of the supervisors.
 	c.mu.Lock()
 	if c.snap.State == calls.StateEnded {
 		c.mu.Unlock()
 		l.release()
-		_ = ds.Respond(404, "Not Found: the call has ended", nil)
+		ctx, cancel := storeCtx()
+		_ = s.cfg.Store.MonitorEnded(ctx, m.ID, time.Now().UTC(), "the call ended")
+		cancel()
+		_ = ds.Respond(481, "Call/Transaction Does Not Exist: the call has ended", nil)
 		return
 	}
 	l.monitor = m
 	c.supervisors = append(c.supervisors, l)
-	c.mu.Unlock()
+	l.answered.Store(true)
 	s.mu.Lock()
 	s.monitors[m.ID] = l
 	s.legs[l.dialog] = l
 	s.mu.Unlock()
 	_ = c.room.Join(l.media)
-	s.publish(events.MonitorStarted, c, m)
+	c.mu.Unlock()
+	started := *m // events get a copy: the monitor changes under the call's lock
+	s.publish(events.MonitorStarted, c, &started)
 	c.log.Info("monitor started", "supervisor", user.Name, "mode", mode)
 
-	l.answered.Store(true)
-	if err := ds.RespondSDP(s.localSDPLevels(l, []media.Codec{codec}, answerDirection(offer.Direction), offer.LevelsID)); err != nil {
+	if err := ds.RespondSDP(s.answerSDP(l, []media.Codec{codec}, answerDirection(offer.Direction), offer)); err != nil {
 		s.endMonitor(l, "supervisor did not acknowledge the answer")
+	} else if c.ctx.Err() != nil {
+		// The call ended while we answered: our BYE may have gone before the dialog was up.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = ds.Bye(ctx)
+		cancel()
 	}
 	select {
 	case <-l.gone:
@@ -549,23 +674,33 @@ func (s *Server) findCall(ext string, td sipmsg.Header) *call {
 
 // setMode switches a supervisor, records it and tells who may know.
 func (s *Server) setMode(l *leg, mode room.Mode) {
+	if m, ok := s.applyMode(l, mode); ok {
+		s.recordMode(l.call, m)
+	}
+}
+
+// applyMode switches the room; it reports the monitor as it now is, when it changed.
+func (s *Server) applyMode(l *leg, mode room.Mode) (calls.Monitor, bool) {
 	c := l.call
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if l.monitor == nil || l.monitor.Mode == mode || c.snap.State == calls.StateEnded {
-		c.mu.Unlock()
-		return
+		return calls.Monitor{}, false
 	}
 	l.monitor.Mode = mode
-	m := *l.monitor
 	l.media.SetMode(mode)
-	c.mu.Unlock()
+	return *l.monitor, true
+}
+
+// recordMode writes a mode change to history and publishes it.
+func (s *Server) recordMode(c *call, m calls.Monitor) {
 	ctx, cancel := storeCtx()
 	defer cancel()
-	if err := s.cfg.Store.MonitorModeChanged(ctx, m.ID, string(mode), time.Now().UTC()); err != nil {
+	if err := s.cfg.Store.MonitorModeChanged(ctx, m.ID, string(m.Mode), time.Now().UTC()); err != nil {
 		c.log.Error("writing monitor history", "err", err)
 	}
 	s.publish(events.MonitorUpdated, c, &m)
-	c.log.Info("monitor mode", "supervisor", m.User, "mode", mode)
+	c.log.Info("monitor mode", "supervisor", m.User, "mode", m.Mode)
 }
 
 // endMonitor takes a supervisor out of its call (BYE unless it left itself).

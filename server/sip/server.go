@@ -38,6 +38,9 @@ type Config struct {
 	RingFor    time.Duration  // how long an agent's phone rings before the customer hears 480 (default 60 s)
 	Node       string         // this server's name in call records
 	Codecs     []media.Codec  // offered and accepted, in preference order
+	// DigestAlgorithms offered in challenges ("MD5", "SHA-256"); default MD5 only, which
+	// every phone in service understands. Both are always accepted.
+	DigestAlgorithms []string
 
 	Store  store.Store
 	Events events.Publisher
@@ -75,6 +78,7 @@ type Server struct {
 	ports  *transport.Ports
 	reg    *registrar
 
+	conn    net.PacketConn
 	host    string // our SIP host:port as others reach it
 	contact sipmsg.ContactHeader
 
@@ -89,6 +93,11 @@ type Server struct {
 	sessions sync.WaitGroup // call and leg goroutines
 	stop     chan struct{}
 	stopOnce sync.Once
+	chores   chan func() // history writes and events taken off the RTP readers, in order
+	// halt ends outgoing INVITEs at shutdown without waiting for their transactions to
+	// time out (a phone that never answered would hold shutdown for Timer B, 32 s).
+	halt    context.Context
+	haltNow context.CancelCauseFunc
 }
 
 // New builds the server; Serve starts it on a socket.
@@ -118,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		auth:     digest.New(digest.Config{Realm: store.Realm}),
+		auth:     digest.New(digest.Config{Realm: store.Realm, Algorithms: cfg.DigestAlgorithms}),
 		ports:    transport.NewPorts(cfg.MediaIP, cfg.RTPMin, cfg.RTPMax),
 		reg:      newRegistrar(),
 		calls:    make(map[string]*call),
@@ -126,7 +135,9 @@ func New(cfg Config) (*Server, error) {
 		monitors: make(map[string]*leg),
 		agents:   make(map[string][]*call),
 		stop:     make(chan struct{}),
+		chores:   make(chan func(), 1024),
 	}
+	s.halt, s.haltNow = context.WithCancelCause(context.Background())
 	return s, nil
 }
 
@@ -141,6 +152,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	if s.cfg.PublicIP.IsValid() {
 		ip = s.cfg.PublicIP.String()
 	}
+	s.conn = conn
 	s.host = net.JoinHostPort(ip, strconv.Itoa(local.Port))
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("ringside-media"), sipgo.WithUserAgentHostname(ip))
 	if err != nil {
@@ -177,12 +189,43 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 			s.log.Error("sip socket stopped", "err", err)
 		}
 	}()
-	s.sessions.Add(1)
+	s.sessions.Add(2)
 	go func() {
 		defer s.sessions.Done()
 		s.watch(ctx)
 	}()
+	go func() {
+		defer s.sessions.Done()
+		s.doChores()
+	}()
 	return nil
+}
+
+// later runs f on the chores goroutine, in order; inline when the queue is full.
+func (s *Server) later(f func()) {
+	select {
+	case s.chores <- f:
+	default:
+		f()
+	}
+}
+
+func (s *Server) doChores() {
+	for {
+		select {
+		case f := <-s.chores:
+			f()
+		case <-s.stop:
+			for {
+				select {
+				case f := <-s.chores:
+					f()
+				default:
+					return
+				}
+			}
+		}
+	}
 }
 
 // Host is the SIP address (host:port) others use to reach us.
@@ -233,7 +276,7 @@ func source(req *sipmsg.Request) netip.Addr {
 func (s *Server) authenticate(req *sipmsg.Request, tx sipmsg.ServerTransaction) (store.User, bool) {
 	src := source(req)
 	if s.auth.Blocked(src) {
-		respond(tx, req, 403, "Too many failed attempts, try again later")
+		s.refuseRateLimited(tx, req)
 		return store.User{}, false
 	}
 	var hdr string
@@ -256,13 +299,27 @@ func (s *Server) authenticate(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 	case err == nil && user.Ext == ext:
 		return user, true
 	case errors.Is(err, digest.ErrRateLimited):
-		respond(tx, req, 403, "Too many failed attempts, try again later")
+		s.refuseRateLimited(tx, req)
 	case errors.Is(err, digest.ErrStaleNonce):
 		s.challenge(req, tx, true)
 	default:
 		s.challenge(req, tx, false)
 	}
 	return store.User{}, false
+}
+
+// refuseRateLimited answers 503 with Retry-After rather than 403: phones back off and try
+// again after a 503, while many stop registering for good after a 403.
+func (s *Server) refuseRateLimited(tx sipmsg.ServerTransaction, req *sipmsg.Request) {
+	s.log.Warn("authentication refused: too many failed attempts", "source", req.Source(), "user", digest.Username(headerValue(req, "Authorization")))
+	respond(tx, req, 503, "Service Unavailable: too many failed attempts, try again later", sipmsg.NewHeader("Retry-After", "60"))
+}
+
+func headerValue(req *sipmsg.Request, name string) string {
+	if h := req.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
 }
 
 func (s *Server) challenge(req *sipmsg.Request, tx sipmsg.ServerTransaction, stale bool) {
@@ -287,8 +344,8 @@ func (s *Server) trunk(req *sipmsg.Request) bool {
 // Shutdown stops taking calls, ends every call with a BYE to each leg and its history
 // written, and stops the SIP stack.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
 	s.mu.Lock()
+	s.closing.Store(true)
 	active := make([]*call, 0, len(s.calls))
 	for _, c := range s.calls {
 		active = append(active, c)
@@ -309,11 +366,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 	}
+	s.haltNow(sipgo.WaitAnswerForceCancelErr)
 	s.stopOnce.Do(func() { close(s.stop) })
-	s.sessions.Wait()
+	waited := make(chan struct{})
+	go func() { s.sessions.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		s.log.Warn("shutdown: some call goroutines did not finish in time")
+	}
 	if s.ua != nil {
 		s.srv.Close()
 		s.ua.Close()
+		s.conn.Close()
 	}
 	return ctx.Err()
 }
@@ -337,15 +402,23 @@ func (s *Server) watch(ctx context.Context) {
 
 func (s *Server) reapDeadLegs(now time.Time) {
 	s.mu.Lock()
-	var dead []*leg
+	active := make([]*call, 0, len(s.calls))
 	for _, c := range s.calls {
-		for _, l := range c.allLegs() {
-			if l.media != nil && l.answered.Load() && now.Sub(l.media.LastHeard()) > s.cfg.DeadAfter {
+		active = append(active, c)
+	}
+	s.mu.Unlock()
+	var dead []*leg
+	for _, c := range active {
+		c.mu.Lock()
+		for _, l := range c.legsLocked() {
+			// A leg whose SDP says it doesn't send (hold without music, a listen-only
+			// phone) is allowed its silence.
+			if l.answered.Load() && l.media != nil && l.sends.Load() && now.Sub(l.media.LastHeard()) > s.cfg.DeadAfter {
 				dead = append(dead, l)
 			}
 		}
+		c.mu.Unlock()
 	}
-	s.mu.Unlock()
 	for _, l := range dead {
 		reason := fmt.Sprintf("no audio from the %s for %s", l.role, s.cfg.DeadAfter.Round(time.Second))
 		s.log.Warn("dead leg", "call", l.call.id, "leg", l.role, "reason", reason)

@@ -48,6 +48,11 @@ type Endpoint struct {
 	started bool
 	out     [12 + 4*15 + 4 + 16 + media.MaxFramePayload]byte
 
+	// The inbound audio stream, so frames are numbered by timestamp (reader goroutine only).
+	inSSRC  uint32
+	inTS0   uint32
+	inKnown bool
+
 	// Last telephone-event seen, so its retransmitted end packets count once.
 	lastEventTS uint32
 	lastEnded   bool
@@ -221,7 +226,7 @@ func (e *Endpoint) handle(pkt []byte, from netip.AddrPort) {
 	case h.PayloadType == uint8(e.codec.Load()):
 		e.Stats.Received.Add(1)
 		if sp != nil {
-			(*sp).Push(h.Seq, h.Timestamp, payload)
+			(*sp).Push(e.frameNumber(h), h.Timestamp, payload)
 		}
 	case h.PayloadType != 0 && uint32(h.PayloadType) == e.dtmfPT.Load():
 		if sp != nil {
@@ -235,6 +240,16 @@ func (e *Endpoint) handle(pkt []byte, from netip.AddrPort) {
 	default:
 		e.Stats.Malformed.Add(1)
 	}
+}
+
+// frameNumber numbers audio frames by timestamp rather than sequence number: phones send
+// telephone-event packets in the same sequence space (RFC 4733), and numbering by sequence
+// would turn every DTMF packet into a lost audio frame for the jitter buffer.
+func (e *Endpoint) frameNumber(h media.RTPHeader) uint16 {
+	if !e.inKnown || h.SSRC != e.inSSRC {
+		e.inSSRC, e.inTS0, e.inKnown = h.SSRC, h.Timestamp, true
+	}
+	return uint16((h.Timestamp - e.inTS0) / media.FrameSamples)
 }
 
 // handleDTMF reports a digit once, at the first end packet of its event (RFC 4733 §2.5.1.4:

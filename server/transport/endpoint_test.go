@@ -13,12 +13,14 @@ import (
 type sink struct {
 	mu     sync.Mutex
 	frames [][]byte
+	seqs   []uint16
 	heard  int
 }
 
 func (s *sink) Push(seq uint16, ts uint32, p []byte) {
 	s.mu.Lock()
 	s.frames = append(s.frames, append([]byte(nil), p...))
+	s.seqs = append(s.seqs, seq)
 	s.mu.Unlock()
 }
 func (s *sink) Heard() { s.mu.Lock(); s.heard++; s.mu.Unlock() }
@@ -78,7 +80,7 @@ func TestLatchesToTheSignalledAddress(t *testing.T) {
 	send(t, stranger, e.LocalAddr(), media.RTPHeader{Seq: 1}, frame)
 	stranger.WriteToUDPAddrPort([]byte{0x80, 0, 1}, e.LocalAddr())
 	peer.WriteToUDPAddrPort([]byte{0x40, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, e.LocalAddr()) // version 1
-	send(t, peer, e.LocalAddr(), media.RTPHeader{Seq: 2, PayloadType: 8}, frame)           // not negotiated
+	send(t, peer, e.LocalAddr(), media.RTPHeader{Seq: 2, PayloadType: 8}, frame)               // not negotiated
 	send(t, peer, e.LocalAddr(), media.RTPHeader{Seq: 3}, frame)
 	waitUntil(t, func() bool { return s.count() == 1 })
 	waitUntil(t, func() bool { return e.Stats.Foreign.Load() == 2 && e.Stats.Malformed.Load() == 2 })
@@ -147,6 +149,34 @@ func TestOutgoingStreamAndLevels(t *testing.T) {
 		}
 		if got == 2 && (levels[0] != 20 || levels[1] != 127) {
 			t.Fatalf("levels %v", levels[:2])
+		}
+	}
+}
+
+// A phone interleaving telephone-event packets with audio in one sequence space (baresip
+// does) must not make holes in the audio: frames are numbered by timestamp.
+func TestDTMFInterleavedWithAudioLeavesNoHoles(t *testing.T) {
+	e := open(t)
+	peer := udp(t)
+	e.Configure(peer.LocalAddr().(*net.UDPAddr).AddrPort(), media.PCMU, 101)
+	s := &sink{}
+	e.Attach(s)
+	go e.Run()
+	frame, ev := make([]byte, 160), make([]byte, 4)
+	seq := uint16(65530) // across the wrap too
+	for i := range 6 {
+		send(t, peer, e.LocalAddr(), media.RTPHeader{Seq: seq, Timestamp: uint32(1000 + 160*i), SSRC: 9}, frame)
+		seq++
+		media.DTMFEvent{Event: 1, Duration: uint16(160 * (i + 1))}.Marshal(ev)
+		send(t, peer, e.LocalAddr(), media.RTPHeader{PayloadType: 101, Seq: seq, Timestamp: 1000, SSRC: 9}, ev)
+		seq++
+	}
+	waitUntil(t, func() bool { return s.count() == 6 })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, n := range s.seqs {
+		if n != s.seqs[0]+uint16(i) {
+			t.Fatalf("audio frames numbered %v: holes where DTMF packets were", s.seqs)
 		}
 	}
 }

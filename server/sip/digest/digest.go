@@ -75,6 +75,14 @@ type Config struct {
 	// and nonces as old as it are then answered stale, so eviction never
 	// re-opens a replay.
 	MaxNonces int
+	// MaxSourceFailures is how many failures from one source, over all user names, block
+	// the whole source (a password spray); default 10×MaxFailures. MaxFailures itself
+	// applies per source and user name.
+	MaxSourceFailures int
+	// Algorithms offered in challenges, in order of preference: "MD5", "SHA-256". Default
+	// MD5 only: phones still in service (baresip 1.0, sipp, many desk phones) give up on
+	// a 401 that offers any algorithm they don't know. Both are always verified.
+	Algorithms []string
 }
 
 // Credentials are the stored secrets of a user: HA1 = H(username:realm:password)
@@ -117,7 +125,16 @@ type Authenticator struct {
 	dummyMD5 string
 	dummySHA string
 	nonces   *nonceTable
-	limiter  *limiter // nil when rate limiting is disabled
+	limiter  *limiter[netip.Addr] // per source; nil when rate limiting is disabled
+	accounts *limiter[accountKey] // per source and user name
+	algs     []string
+}
+
+// accountKey counts failures of one user name from one source, so a phone with a stale
+// password is stopped without locking out its neighbours behind the same NAT or proxy.
+type accountKey struct {
+	src  netip.Addr
+	user string
 }
 
 // New returns an Authenticator for cfg.
@@ -159,8 +176,16 @@ func New(cfg Config) *Authenticator {
 		now:    cfg.Now,
 		nonces: newNonceTable(cfg.MaxNonces, cfg.NonceTTL),
 	}
+	if cfg.MaxSourceFailures <= 0 {
+		cfg.MaxSourceFailures = 10 * cfg.MaxFailures
+	}
+	if len(cfg.Algorithms) == 0 {
+		cfg.Algorithms = []string{"MD5"}
+	}
+	a.algs = cfg.Algorithms
 	if cfg.MaxFailures > 0 {
-		a.limiter = newLimiter(cfg.MaxFailures, cfg.Window, cfg.Backoff, cfg.MaxBackoff, cfg.MaxSources)
+		a.limiter = newLimiter[netip.Addr](cfg.MaxSourceFailures, cfg.Window, cfg.Backoff, cfg.MaxBackoff, cfg.MaxSources)
+		a.accounts = newLimiter[accountKey](cfg.MaxFailures, cfg.Window, cfg.Backoff, cfg.MaxBackoff, cfg.MaxSources)
 	}
 	mac := a.mac([]byte("opaque\x00" + a.realm))
 	a.opaque = base64.RawURLEncoding.EncodeToString(mac[:12])
@@ -190,7 +215,7 @@ func HA1(algorithm, username, realm, password string) string {
 func (a *Authenticator) Challenges(stale bool) []string {
 	nonce := a.newNonce(a.now())
 	out := make([]string, 0, 2)
-	for _, alg := range []string{"SHA-256", "MD5"} {
+	for _, alg := range a.algs {
 		var b strings.Builder
 		b.WriteString("Digest realm=")
 		b.WriteString(quote(a.realm))
@@ -233,8 +258,9 @@ func (a *Authenticator) Blocked(src netip.Addr) bool {
 // ErrReplay when its nonce-count does not increase.
 func (a *Authenticator) Verify(r Request, lookup func(username string) (Credentials, bool)) (string, error) {
 	key := sourceKey(r.Source)
+	acct := accountKey{key, Username(r.Authorization)}
 	now := a.now()
-	if a.limiter != nil && a.limiter.blocked(key, now) {
+	if a.limiter != nil && (a.limiter.blocked(key, now) || a.accounts.blocked(acct, now)) {
 		return "", ErrRateLimited
 	}
 	rest, ok := cutScheme(r.Authorization)
@@ -246,11 +272,13 @@ func (a *Authenticator) Verify(r Request, lookup func(username string) (Credenti
 	case nil:
 		if a.limiter != nil {
 			a.limiter.success(key)
+			a.accounts.success(acct)
 		}
 		return user, nil
 	case ErrBadCredentials:
 		if a.limiter != nil {
 			a.limiter.failure(key, now)
+			a.accounts.failure(acct, now)
 		}
 	}
 	return "", err

@@ -1,6 +1,7 @@
 package digest_test
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -59,9 +60,13 @@ func lookup(user string) (digest.Credentials, bool) {
 
 func newAuth(t testing.TB, c *clock, mod func(*digest.Config)) *digest.Authenticator {
 	t.Helper()
-	cfg := digest.Config{Realm: realm, Now: c.Now}
+	cfg := digest.Config{Realm: realm, Now: c.Now, Algorithms: []string{"SHA-256", "MD5"}}
 	if mod != nil {
 		mod(&cfg)
+	}
+	if cfg.MaxSourceFailures == 0 {
+		// These tests fail one user name at a time: block the source as soon as the account.
+		cfg.MaxSourceFailures = cmp.Or(cfg.MaxFailures, digest.DefaultMaxFailures)
 	}
 	return digest.New(cfg)
 }
@@ -150,7 +155,7 @@ func TestChallenges(t *testing.T) {
 		t.Errorf("two challenges at the same instant share nonce %q", n1.Nonce)
 	}
 	// A realm that needs escaping stays a valid quoted-string.
-	odd := digest.New(digest.Config{Realm: `a"b\c`})
+	odd := digest.New(digest.Config{Realm: `a"b\c`, Algorithms: []string{"SHA-256", "MD5"}})
 	ch, err := client.ParseChallenge(odd.Challenges(false)[0])
 	if err != nil || ch.Realm != `a"b\c` {
 		t.Errorf("escaped realm: %+v, %v", ch, err)
@@ -757,4 +762,42 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// One phone with a stale password must not lock out the other users behind the same
+// address; a spray over many user names from one address still blocks the address.
+func TestRateLimitPerAccountThenPerSource(t *testing.T) {
+	c := newClock()
+	a := digest.New(digest.Config{Realm: realm, Now: c.Now, MaxFailures: 3, MaxSourceFailures: 9})
+	src := netip.MustParseAddr("192.0.2.7")
+	bad := func(user string) error {
+		_, err := a.Verify(digest.Request{Method: "REGISTER", Source: src,
+			Authorization: `Digest username="` + user + `", realm="ringside", nonce="x", uri="sip:r", response="00"`}, lookup)
+		return err
+	}
+	for range 3 {
+		bad("1001")
+	}
+	if err := bad("1001"); err != digest.ErrRateLimited {
+		t.Fatalf("the failing account: %v, want ErrRateLimited", err)
+	}
+	if a.Blocked(src) {
+		t.Fatal("one account's failures blocked the whole address")
+	}
+	if err := bad("1002"); err != digest.ErrBadCredentials {
+		t.Fatalf("a neighbour: %v, want an ordinary failure", err)
+	}
+	for _, u := range []string{"1003", "1004", "1005", "1006", "1007"} {
+		bad(u)
+	}
+	if !a.Blocked(src) {
+		t.Fatal("a spray over many user names did not block the address")
+	}
+}
+
+func TestChallengesOfferMD5ByDefault(t *testing.T) {
+	chs := digest.New(digest.Config{Realm: realm}).Challenges(false)
+	if len(chs) != 1 || !strings.Contains(chs[0], "algorithm=MD5") {
+		t.Fatalf("default challenges %q, want MD5 only", chs)
+	}
 }

@@ -173,7 +173,7 @@ func TestNonceTableBounded(t *testing.T) {
 
 func TestLimiterBounded(t *testing.T) {
 	now := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
-	a := New(Config{Realm: "ringside", Now: func() time.Time { return now }, MaxFailures: 2, MaxSources: 4})
+	a := New(Config{Realm: "ringside", Now: func() time.Time { return now }, MaxFailures: 2, MaxSourceFailures: 2, MaxSources: 4})
 	fail := func(ip string) {
 		a.Verify(Request{Method: "REGISTER", Authorization: "Digest x", Source: netip.MustParseAddr(ip)}, testLookup)
 	}

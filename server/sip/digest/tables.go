@@ -2,7 +2,6 @@ package digest
 
 import (
 	"container/list"
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -84,63 +83,63 @@ func (t *nonceTable) len() int {
 
 // limiter counts failed attempts per source and blocks sources that fail
 // too often. Sources are kept in least-recently-failed order and bounded.
-type limiter struct {
+type limiter[K comparable] struct {
 	mu          sync.Mutex
 	maxFailures int
 	window      time.Duration
 	backoff     time.Duration
 	maxBackoff  time.Duration
 	max         int
-	m           map[netip.Addr]*list.Element
-	order       *list.List // of *sourceState, least recently failed first
+	m           map[K]*list.Element
+	order       *list.List // of *sourceState[K], least recently failed first
 }
 
-type sourceState struct {
-	key          netip.Addr
+type sourceState[K comparable] struct {
+	key          K
 	count        int       // failures in the current window
 	windowStart  time.Time // start of the current window
 	blockedUntil time.Time // zero when never blocked
 	backoff      time.Duration
 }
 
-func newLimiter(maxFailures int, window, backoff, maxBackoff time.Duration, max int) *limiter {
-	return &limiter{
+func newLimiter[K comparable](maxFailures int, window, backoff, maxBackoff time.Duration, max int) *limiter[K] {
+	return &limiter[K]{
 		maxFailures: maxFailures, window: window, backoff: backoff, maxBackoff: maxBackoff, max: max,
-		m: make(map[netip.Addr]*list.Element), order: list.New(),
+		m: make(map[K]*list.Element), order: list.New(),
 	}
 }
 
-func (l *limiter) blocked(key netip.Addr, now time.Time) bool {
+func (l *limiter[K]) blocked(key K, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	el, ok := l.m[key]
-	return ok && now.Before(el.Value.(*sourceState).blockedUntil)
+	return ok && now.Before(el.Value.(*sourceState[K]).blockedUntil)
 }
 
 // idle reports whether s carries no information any more: not blocked, its
 // window over, and its back-off forgiven.
-func (l *limiter) idle(s *sourceState, now time.Time) bool {
+func (l *limiter[K]) idle(s *sourceState[K], now time.Time) bool {
 	return !now.Before(s.blockedUntil) &&
 		now.Sub(s.windowStart) >= l.window &&
 		(s.backoff == 0 || now.Sub(s.blockedUntil) >= l.maxBackoff)
 }
 
-func (l *limiter) failure(key netip.Addr, now time.Time) {
+func (l *limiter[K]) failure(key K, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var s *sourceState
+	var s *sourceState[K]
 	if el, ok := l.m[key]; ok {
-		s = el.Value.(*sourceState)
+		s = el.Value.(*sourceState[K])
 		l.order.MoveToBack(el)
 	} else {
 		for el := l.order.Front(); el != nil; el = l.order.Front() {
-			if l.order.Len() < l.max && !l.idle(el.Value.(*sourceState), now) {
+			if l.order.Len() < l.max && !l.idle(el.Value.(*sourceState[K]), now) {
 				break
 			}
 			l.order.Remove(el)
-			delete(l.m, el.Value.(*sourceState).key)
+			delete(l.m, el.Value.(*sourceState[K]).key)
 		}
-		s = &sourceState{key: key, windowStart: now}
+		s = &sourceState[K]{key: key, windowStart: now}
 		l.m[key] = l.order.PushBack(s)
 	}
 	if now.Before(s.blockedUntil) {
@@ -169,7 +168,7 @@ func (l *limiter) failure(key netip.Addr, now time.Time) {
 	s.count, s.windowStart = 0, now
 }
 
-func (l *limiter) success(key netip.Addr) {
+func (l *limiter[K]) success(key K) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if el, ok := l.m[key]; ok {
@@ -178,7 +177,7 @@ func (l *limiter) success(key netip.Addr) {
 	}
 }
 
-func (l *limiter) len() int {
+func (l *limiter[K]) len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.m)

@@ -1,0 +1,479 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"ringside/server"
+	"ringside/server/loadgen"
+	"ringside/server/store"
+)
+
+// The bench runs the load generator in a child process (this binary again, told so by
+// benchGeneratorEnv) so that /proc gives the server's CPU and the generator's apart. The
+// child reports on stdout one JSON line per phase and one with its result, and stops when
+// its stdin closes, so it never outlives the bench.
+const (
+	benchGeneratorEnv = "RINGSIDE_BENCH_GENERATOR"
+	// The command's tests re-run their own binary with RINGSIDE_MEDIA_ARGS (see main_test.go).
+	testBinaryArgsEnv = "RINGSIDE_MEDIA_ARGS"
+	clockTicksPerS    = 100 // USER_HZ of /proc/<pid>/stat on Linux
+)
+
+type benchFlags struct {
+	loadgen.Config
+	target       string
+	serverPID    int
+	findCapacity bool
+	maxCalls     int
+	cpuProfile   string
+	genProfile   string
+	logLevel     string
+}
+
+// generatorConfig is what the bench hands its generator child.
+type generatorConfig struct {
+	loadgen.Config
+	CPUProfile string // the generator's own CPU profile over the window
+}
+
+// benchResult is the JSON line the bench prints last.
+type benchResult struct {
+	loadgen.Result
+	Mode                string   `json:"mode"` // in-process or target
+	Server              string   `json:"server"`
+	Cores               int      `json:"cores"`
+	HostLoad1m          float64  `json:"host_load_1m"`            // at the window's start: other work on the machine skews every number
+	ServerCPUPct        *float64 `json:"server_cpu_pct"`          // % of one core
+	ServerCPUPerCallPct *float64 `json:"server_cpu_per_call_pct"` // % of one core per concurrent call
+	GeneratorCPUPct     float64  `json:"generator_cpu_pct"`
+	RSSPerCallKB        *float64 `json:"rss_per_call_kb"`
+	ServerRSSMB         *float64 `json:"server_rss_mb"`
+	Capacity            *int     `json:"capacity,omitempty"`
+	Steps               []step   `json:"steps,omitempty"`
+}
+
+// step is one run of --find-capacity.
+type step struct {
+	Calls               int      `json:"calls"`
+	Monitored           int      `json:"monitored"`
+	Held                bool     `json:"held"`
+	LateFrameRatio      float64  `json:"late_frame_ratio"`
+	LostFrameRatio      float64  `json:"lost_frame_ratio"`
+	LostOrLeaked        int      `json:"lost_or_leaked"`
+	SetupFailed         int      `json:"setup_failed"`
+	ServerCPUPerCallPct *float64 `json:"server_cpu_per_call_pct"`
+}
+
+func bench(args []string, stdout, stderr io.Writer) error {
+	if cfg := os.Getenv(benchGeneratorEnv); cfg != "" {
+		return benchGenerator(cfg, stdout, stderr)
+	}
+	f := benchFlags{Config: loadgen.DefaultConfig()}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&f.Calls, "calls", f.Calls, "concurrent calls (customer + agent legs each)")
+	fs.IntVar(&f.Monitored, "monitored", 0, "calls of them with a whispering supervisor (*2<ext>)")
+	fs.DurationVar(&f.Duration, "duration", f.Duration, "measurement window, after set-up and warm-up")
+	fs.DurationVar(&f.WarmUp, "warmup", f.WarmUp, "wait between set-up and the window")
+	fs.StringVar(&f.target, "target", "", "SIP address of a running ringside-media (default: start one in-process)")
+	fs.IntVar(&f.serverPID, "server-pid", 0, "with --target: the server's process id, to measure its CPU and memory")
+	fs.BoolVar(&f.findCapacity, "find-capacity", false, "raise --calls until more than 0.1% of frames are late; report the highest that held")
+	fs.IntVar(&f.maxCalls, "max-calls", 3000, "with --find-capacity: stop here")
+	fs.IntVar(&f.AgentBase, "agent-base", f.AgentBase, "extension of the first agent")
+	fs.IntVar(&f.SupervisorBase, "supervisor-base", f.SupervisorBase, "extension of the first supervisor")
+	fs.StringVar(&f.Password, "password", f.Password, "password of every bench user")
+	fs.IntVar(&f.LegsPerGroup, "legs-per-group", f.LegsPerGroup, "generator legs per goroutine and socket")
+	fs.IntVar(&f.SetupConcurrency, "setup-concurrency", f.SetupConcurrency, "calls set up at once")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "in-process: write the server's CPU profile over the window to this file")
+	fs.StringVar(&f.genProfile, "generator-cpuprofile", "", "write the load generator's CPU profile over the window to this file")
+	fs.StringVar(&f.logLevel, "log-level", "error", "in-process server's log level (to stderr)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if f.Calls <= 0 || f.Monitored < 0 || f.Monitored > f.Calls {
+		return usageError{fmt.Errorf("bench: want --calls > 0 and 0 <= --monitored <= --calls")}
+	}
+	if f.target != "" && f.cpuProfile != "" {
+		return usageError{errors.New("bench: --cpuprofile profiles the in-process server; drop --target")}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+
+	ctx := context.Background()
+	b := &bencher{f: f, stderr: stderr, pid: f.serverPID}
+	if f.target == "" {
+		dir, err := os.MkdirTemp("", "ringside-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg := server.DefaultConfig()
+		cfg.DataDir = dir
+		cfg.SIPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+		cfg.RTPMin, cfg.RTPMax = 0, 0
+		cfg.Node = "bench"
+		cfg.PasswordIterations = 1 // a throwaway store
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+		srv, err := server.Start(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = srv.Stop(sctx)
+		}()
+		b.srv, b.pid, b.f.Server = srv, os.Getpid(), srv.SIPAddr
+	} else {
+		b.f.Server = f.target
+	}
+
+	var out benchResult
+	if !f.findCapacity {
+		r, err := b.step(ctx, f.Calls, f.Monitored)
+		if err != nil {
+			return err
+		}
+		out = r
+	} else {
+		var best *benchResult
+		var steps []step
+		ratio := float64(f.Monitored) / float64(f.Calls)
+		for n := f.Calls; n <= f.maxCalls; n = nextCapacityStep(n) {
+			m := int(math.Round(float64(n) * ratio))
+			r, err := b.step(ctx, n, m)
+			if err != nil && !errors.Is(err, loadgen.ErrNoCalls) {
+				return err
+			}
+			held := err == nil && r.LateFrameRatio <= 0.001 && r.LostFrameRatio <= 0.001 && r.LostOrLeaked == 0 && r.SetupFailed == 0
+			steps = append(steps, step{Calls: n, Monitored: m, Held: held, LateFrameRatio: r.LateFrameRatio, LostFrameRatio: r.LostFrameRatio,
+				LostOrLeaked: r.LostOrLeaked, SetupFailed: r.SetupFailed, ServerCPUPerCallPct: r.ServerCPUPerCallPct})
+			fmt.Fprintf(stderr, "bench: %d calls (%d monitored): late %.4f%%, lost %.4f%%, lost_or_leaked %d -> %s\n",
+				n, m, 100*r.LateFrameRatio, 100*r.LostFrameRatio, r.LostOrLeaked, map[bool]string{true: "held", false: "did not hold"}[held])
+			if !held {
+				if best == nil {
+					best = &r
+				}
+				break
+			}
+			best = &r
+			time.Sleep(time.Second) // let the server finish the last calls' history
+		}
+		out = *best
+		capacity := 0
+		for _, s := range steps {
+			if s.Held {
+				capacity = s.Calls
+			}
+		}
+		out.Capacity, out.Steps = &capacity, steps
+	}
+	line, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", line)
+	return nil
+}
+
+// nextCapacityStep grows by a quarter, in tens.
+func nextCapacityStep(n int) int {
+	return (n + max(10, n/4) + 9) / 10 * 10
+}
+
+type bencher struct {
+	f      benchFlags
+	stderr io.Writer
+	srv    *server.Server // nil with --target
+	pid    int            // the server's process, 0 if unknown
+	agents int            // bench users created so far (in-process)
+	sups   int
+}
+
+// ensureUsers adds the bench's agents and supervisors to the in-process server's store.
+func (b *bencher) ensureUsers(ctx context.Context, calls, monitored int) error {
+	st := b.srv.Store()
+	add := func(name string, ext int, role string) error {
+		_, err := st.AddUser(ctx, store.NewUser{Name: name, Ext: strconv.Itoa(ext), Password: b.f.Password, Role: role})
+		return err
+	}
+	for ; b.agents < calls; b.agents++ {
+		if err := add(fmt.Sprintf("bench-agent-%d", b.agents), b.f.AgentBase+b.agents, store.RoleAgent); err != nil {
+			return err
+		}
+	}
+	for ; b.sups < monitored; b.sups++ {
+		if err := add(fmt.Sprintf("bench-supervisor-%d", b.sups), b.f.SupervisorBase+b.sups, store.RoleSupervisor); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// step runs the generator once with calls and monitored and measures the server meanwhile.
+func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, error) {
+	out := benchResult{Mode: "target", Server: b.f.Server, Cores: runtime.NumCPU()}
+	if b.srv != nil {
+		out.Mode = "in-process"
+		if err := b.ensureUsers(ctx, calls, monitored); err != nil {
+			return out, err
+		}
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
+	rss0, rssErr := rssBytes(b.pid)
+
+	cfg := generatorConfig{Config: b.f.Config, CPUProfile: b.f.genProfile}
+	cfg.Calls, cfg.Monitored = calls, monitored
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		return out, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return out, err
+	}
+	limit := cfg.Duration + cfg.WarmUp + 5*time.Minute
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, exe, "bench")
+	cmd.Env = append(os.Environ(), benchGeneratorEnv+"="+string(cfgJSON), testBinaryArgsEnv+"=bench")
+	cmd.Stderr = b.stderr
+	stdin, err := cmd.StdinPipe() // closing it tells the generator to stop
+	if err != nil {
+		return out, err
+	}
+	defer stdin.Close()
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return out, err
+	}
+	if err := cmd.Start(); err != nil {
+		return out, fmt.Errorf("bench: starting the load generator: %w", err)
+	}
+	gen := cmd.Process.Pid
+
+	var (
+		t0, t1         time.Time
+		srv0, srv1     float64
+		gen0, gen1     float64
+		rss1           int64
+		result         *loadgen.Result
+		genErr         string
+		profiling      bool
+		profileFile    *os.File
+		profileStarted bool
+	)
+	sc := bufio.NewScanner(pipe)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var msg generatorMessage
+		if err := json.Unmarshal(sc.Bytes(), &msg); err != nil {
+			continue // not ours (a test binary may print)
+		}
+		switch msg.Phase {
+		case loadgen.WindowStart:
+			t0 = time.Now()
+			out.HostLoad1m = loadAverage()
+			srv0, _ = cpuSeconds(b.pid)
+			gen0, _ = cpuSeconds(gen)
+			if b.f.cpuProfile != "" && b.srv != nil && !profileStarted {
+				if profileFile, err = os.Create(b.f.cpuProfile); err == nil && pprof.StartCPUProfile(profileFile) == nil {
+					profiling = true
+				}
+				profileStarted = true
+			}
+		case loadgen.WindowEnd:
+			t1 = time.Now()
+			srv1, _ = cpuSeconds(b.pid)
+			gen1, _ = cpuSeconds(gen)
+			rss1, _ = rssBytes(b.pid)
+			if profiling {
+				pprof.StopCPUProfile()
+				profiling = false
+			}
+		}
+		if msg.Result != nil {
+			result = msg.Result
+		}
+		if msg.Error != "" {
+			genErr = msg.Error
+		}
+	}
+	if profiling {
+		pprof.StopCPUProfile()
+	}
+	if profileFile != nil {
+		profileFile.Close()
+	}
+	waitErr := cmd.Wait()
+	if result == nil {
+		if genErr != "" {
+			if strings.Contains(genErr, loadgen.ErrNoCalls.Error()) {
+				return out, fmt.Errorf("bench: %s: %w", genErr, loadgen.ErrNoCalls)
+			}
+			return out, fmt.Errorf("bench: %s", genErr)
+		}
+		return out, fmt.Errorf("bench: the load generator gave no result: %v", waitErr)
+	}
+	out.Result = *result
+	roundResult(&out.Result)
+	window := t1.Sub(t0).Seconds()
+	if window > 0 {
+		out.GeneratorCPUPct = round3(100 * (gen1 - gen0) / window)
+		if b.pid != 0 {
+			pct := round3(100 * (srv1 - srv0) / window)
+			out.ServerCPUPct = &pct
+			if out.CallsUp > 0 {
+				per := round3(pct / float64(out.CallsUp))
+				out.ServerCPUPerCallPct = &per
+			}
+		}
+	}
+	if b.pid != 0 && rssErr == nil && rss1 > 0 {
+		mb := round3(float64(rss1) / (1 << 20))
+		out.ServerRSSMB = &mb
+		if out.CallsUp > 0 {
+			kb := round3(float64(rss1-rss0) / 1024 / float64(out.CallsUp))
+			out.RSSPerCallKB = &kb
+		}
+	}
+	return out, nil
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// roundResult keeps the JSON readable; ratios keep their precision.
+func roundResult(r *loadgen.Result) {
+	for _, p := range []*float64{&r.SetupCallsPerS, &r.MonitorSetupPerS, &r.WindowS, &r.PPSIn, &r.PPSOut} {
+		*p = math.Round(*p*10) / 10
+	}
+	r.LateFrameRatio = math.Round(r.LateFrameRatio*1e6) / 1e6
+	r.LostFrameRatio = math.Round(r.LostFrameRatio*1e6) / 1e6
+}
+
+// generatorMessage is one line from the generator child.
+type generatorMessage struct {
+	Phase  loadgen.Phase   `json:"phase,omitempty"`
+	Result *loadgen.Result `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+}
+
+// benchGenerator is the child: it runs the load and reports on stdout.
+func benchGenerator(cfgJSON string, stdout, stderr io.Writer) error {
+	var gc generatorConfig
+	if err := json.Unmarshal([]byte(cfgJSON), &gc); err != nil {
+		return fmt.Errorf("bench generator: config: %w", err)
+	}
+	cfg := gc.Config
+	emit := func(m generatorMessage) {
+		line, _ := json.Marshal(m)
+		fmt.Fprintf(stdout, "%s\n", line)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var profile *os.File
+	cfg.Progress = func(p loadgen.Phase) {
+		switch {
+		case p == loadgen.WindowStart && gc.CPUProfile != "":
+			if f, err := os.Create(gc.CPUProfile); err == nil && pprof.StartCPUProfile(f) == nil {
+				profile = f
+			}
+		case p == loadgen.WindowEnd && profile != nil:
+			pprof.StopCPUProfile()
+			profile.Close()
+			profile = nil
+		}
+		emit(generatorMessage{Phase: p})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// The parent holds our stdin open while it waits for us.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	res, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		emit(generatorMessage{Error: err.Error()})
+		return err
+	}
+	emit(generatorMessage{Result: &res})
+	return nil
+}
+
+// cpuSeconds is the user+system CPU time of a process, from /proc/<pid>/stat.
+func cpuSeconds(pid int) (float64, error) {
+	if pid == 0 {
+		return 0, errors.New("no pid")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("bad /proc stat")
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 13 {
+		return 0, errors.New("bad /proc stat")
+	}
+	utime, err1 := strconv.ParseFloat(fields[11], 64) // field 14 of stat
+	stime, err2 := strconv.ParseFloat(fields[12], 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("bad /proc stat")
+	}
+	return (utime + stime) / clockTicksPerS, nil
+}
+
+// loadAverage is the machine's 1-minute load average (0 if unknown).
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// rssBytes is a process's resident set, from /proc/<pid>/status.
+func rssBytes(pid int) (int64, error) {
+	if pid == 0 {
+		return 0, errors.New("no pid")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}

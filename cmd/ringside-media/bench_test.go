@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestBenchSmallRun runs the whole bench: an in-process server, the load generator in a
+// child process (this test binary again), 5 calls of which 2 whispered, for 3 s.
+func TestBenchSmallRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real calls for a few seconds")
+	}
+	var out, errOut bytes.Buffer
+	if err := run([]string{"bench", "--calls", "5", "--monitored", "2", "--duration", "3s", "--warmup", "1s"}, &out, &errOut); err != nil {
+		t.Fatalf("bench: %v\n%s", err, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	last := lines[len(lines)-1]
+	t.Log(last)
+	var got map[string]any
+	if err := json.Unmarshal([]byte(last), &got); err != nil {
+		t.Fatalf("last line is not JSON: %v\n%s", err, last)
+	}
+	for _, k := range []string{"calls", "monitored", "pps_in", "pps_out", "server_cpu_per_call_pct", "generator_cpu_pct",
+		"late_frame_ratio", "added_latency_ms_p50", "added_latency_ms_p99", "setup_calls_per_s", "rss_per_call_kb", "lost_or_leaked"} {
+		if _, ok := got[k].(float64); !ok {
+			t.Errorf("%s = %v, want a number", k, got[k])
+		}
+	}
+	num := func(k string) float64 { v, _ := got[k].(float64); return v }
+	if num("calls") != 5 || num("monitored") != 2 || num("calls_up") != 5 || num("monitors_up") != 2 {
+		t.Errorf("calls %v/%v up, monitors %v/%v up", got["calls_up"], got["calls"], got["monitors_up"], got["monitored"])
+	}
+	if num("lost_or_leaked") != 0 {
+		t.Errorf("lost_or_leaked = %v (whisper_leaks %v, missing_tones %v), want 0", got["lost_or_leaked"], got["whisper_leaks"], got["missing_tones"])
+	}
+	// 12 legs (5 customers, 5 agents, 2 supervisors) at 50 packets a second each way.
+	for _, k := range []string{"pps_in", "pps_out"} {
+		if v := num(k); v < 12*50*0.8 || v > 12*50*1.2 {
+			t.Errorf("%s = %.0f, want about 600", k, v)
+		}
+	}
+	if r := num("late_frame_ratio"); r < 0 || r > 1 {
+		t.Errorf("late_frame_ratio = %v", r)
+	}
+	// The jitter buffer holds two frames, so the server adds tens of milliseconds.
+	if p50, p99 := num("added_latency_ms_p50"), num("added_latency_ms_p99"); p50 <= 0 || p99 < p50 || p99 > 500 {
+		t.Errorf("added latency p50 %v ms, p99 %v ms", p50, p99)
+	}
+	if num("server_cpu_per_call_pct") < 0 || num("generator_cpu_pct") < 0 || num("setup_calls_per_s") <= 0 {
+		t.Errorf("cpu per call %v, generator cpu %v, setup %v/s", got["server_cpu_per_call_pct"], got["generator_cpu_pct"], got["setup_calls_per_s"])
+	}
+}

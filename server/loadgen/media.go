@@ -1,0 +1,481 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"ringside/media"
+)
+
+// Tones of the three roles: distinct, none a multiple of another (G.711 puts spurs on
+// harmonics), as DESIGN.md's routing proofs use them.
+const (
+	CustomerHz   = 440
+	AgentHz      = 1000
+	SupervisorHz = 2300
+
+	toneAmplitude = 0.3 // about -10.5 dBFS
+	codec         = media.PCMU
+	dtmfPT        = 101
+
+	ringFrames   = 25  // 0.5 s of received audio per tone check
+	heardDB      = -30 // a tone at or above this level is heard
+	separationDB = 40  // a whisper must sit this far under what the customer hears
+	floorDB      = -70 // below this a tone is not there at all
+	checkEvery   = 5   // ticks between two tone checks of a group (one leg per check)
+
+	lateStep    = 500 * time.Microsecond // lateness histogram resolution
+	lateOrigin  = 50 * time.Millisecond  // the histogram starts this early
+	lateBuckets = 1000                   // … and spans 500 ms
+	lateAfter   = 5 * time.Millisecond   // a frame later than this after its tick is late
+
+	markerEvery   = 50 // frames between two latency markers of a call (1 s)
+	markerTimeout = 500 * time.Millisecond
+	latencyStep   = 100 * time.Microsecond
+	latencyBins   = 5000 // 500 ms
+	lagStep       = 100 * time.Microsecond
+	lagBins       = 1000 // 100 ms
+)
+
+// Phases of a run, shared by every group.
+const (
+	phaseSetup int32 = iota
+	phaseMeasure
+	phaseDone
+)
+
+type role uint8
+
+const (
+	customer role = iota
+	agent
+	supervisor
+)
+
+func (r role) String() string { return [...]string{"customer", "agent", "supervisor"}[r] }
+
+// toneCycle is a tone pre-encoded once as the shortest run of 20 ms frames after which its
+// phase repeats (440 Hz: 5 frames; 1000 and 2300 Hz: 1), so sending it costs a copy-free
+// iovec per packet and no encoding.
+func toneCycle(hz float64) [][]byte {
+	n := 1
+	for ; n < 50; n++ {
+		cycles := hz * float64(media.FrameSamples*n) / media.SampleRate
+		if cycles == math.Trunc(cycles) {
+			break
+		}
+	}
+	t := media.NewTone(hz, toneAmplitude)
+	pcm := make([]int16, media.FrameSamples)
+	out := make([][]byte, n)
+	for i := range out {
+		t.Fill(pcm)
+		out[i] = make([]byte, media.FrameSamples)
+		codec.Encode(out[i], pcm)
+	}
+	return out
+}
+
+// call is one customer–agent call, perhaps with a whispering supervisor.
+type call struct {
+	idx       int
+	agentExt  string
+	monitored bool
+
+	marker   atomic.Int64 // unix ns when the customer's pending marker frame left; 0: none
+	whisper  atomic.Bool  // the supervisor is in: the agent must hear its tone
+	leaked   atomic.Bool  // the supervisor's tone reached the customer
+	missing  atomic.Bool  // a leg did not hear a tone it should
+	up       atomic.Bool  // customer and agent legs are established
+	answered chan struct{}
+}
+
+// leg is one party's RTP stream as the generator sees it.
+type leg struct {
+	call   *call
+	role   role
+	remote netip.AddrPort // the server's RTP address for this leg
+	tone   [][]byte
+	group  *group
+	ended  atomic.Bool
+
+	// Sending; the group's goroutine only.
+	out     outPacket
+	hdr     [12]byte
+	seq     uint16
+	ts      uint32
+	ssrc    uint32
+	sent    int
+	toneIdx int
+	started bool
+
+	// Receiving; the group's goroutine only.
+	haveSeq  bool
+	lastSeq  uint16
+	received uint64 // in the window
+	lost     uint64 // in the window: sequence gaps
+	anchored bool
+	ts0      uint32
+	t0       int64
+	late     []uint32 // arrival offset from the leg's 20 ms grid, lateStep buckets
+	ring     [ringFrames][media.FrameSamples]byte
+	ringPos  int
+	ringN    int
+}
+
+func newLeg(c *call, r role, remote netip.AddrPort, tone [][]byte) *leg {
+	l := &leg{
+		call: c, role: r, remote: remote, tone: tone,
+		seq: uint16(rand.Uint32()), ts: rand.Uint32(), ssrc: rand.Uint32(),
+		late: make([]uint32, lateBuckets),
+	}
+	l.out.sa = sockaddr(remote)
+	return l
+}
+
+// jitter adds the leg's arrival offsets, relative to its earliest, to h (lateStep buckets).
+func (l *leg) jitter(h *[lateBuckets]uint32) {
+	first := -1
+	for i, n := range l.late {
+		if n > 0 && first < 0 {
+			first = i
+		}
+		if first >= 0 {
+			h[i-first] += n
+		}
+	}
+}
+
+// lateFrames counts window frames that arrived more than lateAfter behind the leg's
+// earliest frame relative to the 20 ms grid: the earliest is the server's tick plus its
+// fixed position in the tick, so anything later is the tick running late.
+func (l *leg) lateFrames() uint64 {
+	first := -1
+	for i, n := range l.late {
+		if n > 0 {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return 0
+	}
+	var late uint64
+	for i := first + int(lateAfter/lateStep) + 1; i < len(l.late); i++ {
+		late += uint64(l.late[i])
+	}
+	return late
+}
+
+func bucket(d, step time.Duration, n int) int {
+	return max(0, min(n-1, int(d/step)))
+}
+
+// groupStats are counted by a group's goroutine during the window.
+type groupStats struct {
+	ticks, sent, sendDrops, sendErrors uint64
+	received, lost, late, stray        uint64
+	noStamp, markersMissed             uint64
+	latency                            [latencyBins]uint32
+	lag                                [lagBins]uint32
+	jitter                             [lateBuckets]uint32
+}
+
+// group is a set of legs served by one goroutine and one socket on one 20 ms clock: each
+// tick drains what arrived with recvmmsg, then sends every leg's next frame with sendmmsg.
+type group struct {
+	sock    *socket
+	epoch   time.Time // tick grid origin, shared by all groups …
+	offset  time.Duration
+	phase   *atomic.Int32
+	add     chan *leg
+	reqs    chan func()
+	silence []byte
+
+	legs      []*leg
+	byPort    map[netip.AddrPort]*leg
+	pkts      []*outPacket
+	frame     [media.FrameSamples]int16
+	pcm       [ringFrames * media.FrameSamples]int16
+	measuring bool
+	tick      int
+	checkNext int
+	st        groupStats
+}
+
+func newGroup(epoch time.Time, offset time.Duration, phase *atomic.Int32, capacity int) (*group, error) {
+	s, err := openSocket()
+	if err != nil {
+		return nil, err
+	}
+	sil := make([]byte, media.FrameSamples)
+	for i := range sil {
+		sil[i] = codec.Silence()
+	}
+	return &group{
+		sock: s, epoch: epoch, offset: offset, phase: phase,
+		add: make(chan *leg, capacity), reqs: make(chan func()), silence: sil,
+		byPort: make(map[netip.AddrPort]*leg, capacity),
+	}, nil
+}
+
+// do runs f on the group's goroutine between two ticks and waits for it.
+func (g *group) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case g.reqs <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *group) run(ctx context.Context) {
+	next := g.epoch.Add(g.offset)
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-g.reqs:
+			f()
+			continue
+		case <-timer.C:
+		}
+		now := time.Now()
+		g.tickOnce(now.Sub(next))
+		next = next.Add(media.FrameDuration)
+		if behind := time.Since(next); behind > 10*media.FrameDuration {
+			next = time.Now().Add(media.FrameDuration)
+		}
+		timer.Reset(time.Until(next))
+	}
+}
+
+func (g *group) tickOnce(lag time.Duration) {
+	measuring := g.phase.Load() == phaseMeasure
+	if measuring && !g.measuring {
+		g.startWindow()
+	}
+	g.measuring = measuring
+	if measuring {
+		g.st.ticks++
+		g.st.lag[bucket(lag, lagStep, lagBins)]++
+	}
+	for more := true; more; {
+		select {
+		case l := <-g.add:
+			g.legs = append(g.legs, l)
+			g.byPort[l.remote] = l
+		default:
+			more = false
+		}
+	}
+	g.receive()
+	g.sendAll()
+	if measuring && len(g.legs) > 0 && g.tick%checkEvery == 0 {
+		g.check(g.legs[g.checkNext%len(g.legs)], false)
+		g.checkNext++
+	}
+	g.tick++
+}
+
+func (g *group) startWindow() {
+	g.st = groupStats{}
+	for _, l := range g.legs {
+		l.received, l.lost, l.anchored = 0, 0, false
+		clear(l.late)
+	}
+}
+
+func (g *group) receive() {
+	fallback := int64(0)
+	for {
+		n, err := g.sock.recv()
+		if err != nil || n == 0 {
+			return
+		}
+		for i := range n {
+			pkt, from, at := g.sock.packet(i)
+			if at == 0 {
+				if fallback == 0 {
+					fallback = nowNano()
+				}
+				at = fallback
+				g.st.noStamp++
+			}
+			l := g.byPort[from]
+			if l == nil {
+				g.st.stray++
+				continue
+			}
+			g.handle(l, pkt, at)
+		}
+		if n < rxBatch {
+			return
+		}
+	}
+}
+
+func (g *group) handle(l *leg, pkt []byte, at int64) {
+	if media.IsRTCP(pkt) {
+		return
+	}
+	h, payload, err := media.ParseRTP(pkt)
+	if err != nil || h.PayloadType != uint8(codec) {
+		return
+	}
+	if !l.haveSeq {
+		l.haveSeq, l.lastSeq = true, h.Seq
+	} else if gap := int16(h.Seq - l.lastSeq - 1); gap >= 0 {
+		if g.measuring {
+			l.lost += uint64(gap)
+		}
+		l.lastSeq = h.Seq
+	}
+	if len(payload) == media.FrameSamples {
+		copy(l.ring[l.ringPos][:], payload)
+		l.ringPos = (l.ringPos + 1) % ringFrames
+		l.ringN = min(l.ringN+1, ringFrames)
+	}
+	if !g.measuring {
+		return
+	}
+	l.received++
+	if !l.anchored {
+		l.anchored, l.ts0, l.t0 = true, h.Timestamp, at
+	}
+	k := int64(int32(h.Timestamp-l.ts0)) / media.FrameSamples
+	off := time.Duration(at - l.t0 - k*int64(media.FrameDuration))
+	l.late[bucket(off+lateOrigin, lateStep, lateBuckets)]++
+	if l.role == agent {
+		if m := l.call.marker.Load(); m != 0 && at > m {
+			g.detectMarker(l, payload, at, m)
+		}
+	}
+}
+
+// detectMarker looks for the customer's marker (one frame of silence) in what the agent
+// hears: the first frame after the marker left whose customer tone is gone.
+func (g *group) detectMarker(l *leg, payload []byte, at, sentAt int64) {
+	d := time.Duration(at - sentAt)
+	if d > markerTimeout {
+		if l.call.marker.CompareAndSwap(sentAt, 0) {
+			g.st.markersMissed++
+		}
+		return
+	}
+	if len(payload) != media.FrameSamples {
+		return
+	}
+	codec.Decode(g.frame[:], payload)
+	if media.ToneLevelDB(g.frame[:], CustomerHz) < heardDB && l.call.marker.CompareAndSwap(sentAt, 0) {
+		g.st.latency[bucket(d, latencyStep, latencyBins)]++
+	}
+}
+
+func (g *group) sendAll() {
+	pkts := g.pkts[:0]
+	sentAt := nowNano()
+	for _, l := range g.legs {
+		if l.ended.Load() {
+			continue
+		}
+		payload := l.tone[l.toneIdx]
+		l.toneIdx = (l.toneIdx + 1) % len(l.tone)
+		if l.role == customer && g.measuring && (l.sent+l.call.idx*7)%markerEvery == 0 && l.call.marker.Load() == 0 {
+			payload = g.silence
+			l.call.marker.Store(sentAt)
+		}
+		l.hdr[0] = 2 << 6
+		l.hdr[1] = uint8(codec)
+		if !l.started {
+			l.hdr[1] |= 0x80
+			l.started = true
+		}
+		binary.BigEndian.PutUint16(l.hdr[2:], l.seq)
+		binary.BigEndian.PutUint32(l.hdr[4:], l.ts)
+		binary.BigEndian.PutUint32(l.hdr[8:], l.ssrc)
+		l.out.set(&l.hdr, payload)
+		pkts = append(pkts, &l.out)
+		l.seq++
+		l.ts += media.FrameSamples
+		l.sent++
+	}
+	g.pkts = pkts
+	if len(pkts) == 0 {
+		return
+	}
+	n, err := g.sock.send(pkts)
+	if g.measuring {
+		g.st.sent += uint64(n)
+		g.st.sendDrops += uint64(len(pkts) - n)
+		if err != nil {
+			g.st.sendErrors++
+		}
+	}
+}
+
+// check measures the tones in the last 0.5 s a leg received. final also flags a leg that
+// never received enough audio to judge.
+func (g *group) check(l *leg, final bool) {
+	c := l.call
+	if l.ringN < ringFrames {
+		if final {
+			c.missing.Store(true)
+		}
+		return
+	}
+	for i := range ringFrames {
+		f := &l.ring[(l.ringPos+i)%ringFrames]
+		codec.Decode(g.pcm[i*media.FrameSamples:(i+1)*media.FrameSamples], f[:])
+	}
+	pcm := g.pcm[:]
+	heard := func(hz float64) bool { return media.ToneLevelDB(pcm, hz) >= heardDB }
+	switch l.role {
+	case customer:
+		a := media.ToneLevelDB(pcm, AgentHz)
+		s := media.ToneLevelDB(pcm, SupervisorHz)
+		if a < heardDB {
+			c.missing.Store(true)
+		}
+		if s > floorDB && s > a-separationDB {
+			c.leaked.Store(true)
+		}
+	case agent:
+		if !heard(CustomerHz) || (c.whisper.Load() && !heard(SupervisorHz)) {
+			c.missing.Store(true)
+		}
+	case supervisor:
+		if !heard(CustomerHz) || !heard(AgentHz) {
+			c.missing.Store(true)
+		}
+	}
+}
+
+// finish checks every leg once more and adds up the window.
+func (g *group) finish() groupStats {
+	st := g.st
+	for _, l := range g.legs {
+		if l.ended.Load() {
+			l.call.missing.Store(true) // the call ended before the window closed
+		}
+		g.check(l, true)
+		st.received += l.received
+		st.lost += l.lost
+		st.late += l.lateFrames()
+		l.jitter(&st.jitter)
+	}
+	return st
+}
