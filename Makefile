@@ -51,7 +51,7 @@ FYNE_CLI ?= fyne.io/tools/cmd/fyne@v1.7.4
 package: build
 	@toml() { sed -n "s/^ *$$1 *= *\"\(.*\)\"/\1/p" FyneApp.toml | head -1; }; \
 	name=$$(toml Name); \
-	set -x; $(GO) run $(FYNE_CLI) package --target $$($(GO) env GOOS) --src ./cmd/ringside --exe $(BIN)/ringside \
+	set -x; $(GO) run $(FYNE_CLI) package --target $$($(GO) env GOOS) --src ./cmd/ringside --exe $(CURDIR)/$(BIN)/ringside \
 		--name "$$name" --app-id "$$(toml ID)" --app-version "$$(toml Version)" --icon $(CURDIR)/$$(toml Icon) --release && \
 	if [ -e "$$name.tar.xz" ]; then mv "$$name.tar.xz" $(BIN)/; fi
 

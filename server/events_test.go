@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"ringside/server/store"
 )
 
 func isMonitorEvent(ev sse) bool { return strings.HasPrefix(ev.Type, "monitor.") }
@@ -95,4 +98,23 @@ func TestAgentSeesNothingWhenNotificationIsOff(t *testing.T) {
 			t.Fatalf("agent was told about monitoring with the setting off: %s %s", ev.Type, ev.Data)
 		}
 	}
+}
+
+// The setting changed from the command line on a running server reaches the agent's
+// stream without a restart.
+func TestNotificationSettingFromTheCommandLineTakesEffect(t *testing.T) {
+	r := newRig(t)
+	alice := r.phone("1001", "alice-pw", agentHz, true)
+	r.call(alice, "1001")
+	agentEvents := r.events(r.login("alice", "alice-pw"))
+	sam := r.phone("2001", "sam-pw", supervisorHz, false)
+	r.monitor(sam, "*21001")
+	agentEvents.next(t, 5*time.Second, func(ev sse) bool { return strings.Contains(ev.Data, `"whisper":true`) })
+	// What `ringside-media setting set notify-agent-on-monitor false` does: write the store.
+	if err := r.srv.Store().SetSetting(context.Background(), store.SettingNotifyAgentOnMonitor, "false"); err != nil {
+		t.Fatal(err)
+	}
+	agentEvents.next(t, 10*time.Second, func(ev sse) bool {
+		return ev.Type == "call.updated" && !strings.Contains(ev.Data, `"monitored":true`)
+	})
 }

@@ -71,8 +71,9 @@ type API struct {
 	streams sync.WaitGroup
 }
 
-// New returns the API over cfg. It reads the setting notify-agent-on-monitor once here;
-// later changes come through PUT /api/settings (and GET /api/settings re-reads it).
+// New returns the API over cfg. It reads the setting notify-agent-on-monitor here, takes
+// changes through PUT /api/settings at once, and others (the command line) within
+// notifyPoll. Close stops it.
 func New(cfg Config) *API {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = DefaultTokenTTL
@@ -99,7 +100,32 @@ func New(cfg Config) *API {
 	}
 	a.notify.Store(notify)
 	a.routes()
+	a.streams.Add(1)
+	go a.followNotify()
 	return a
+}
+
+// notifyPoll is how often the setting is re-read, so `ringside-media setting set` on a
+// running server (or another node) takes effect without a restart.
+const notifyPoll = 2 * time.Second
+
+func (a *API) followNotify() {
+	defer a.streams.Done()
+	t := time.NewTicker(notifyPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), notifyPoll)
+			v, err := store.NotifyAgentOnMonitor(ctx, a.cfg.Store)
+			cancel()
+			if err == nil {
+				a.setNotify(v)
+			}
+		}
+	}
 }
 
 func (a *API) routes() {

@@ -585,7 +585,9 @@ func TestSettings(t *testing.T) {
 		t.Errorf("the store has %v, %v", v, err)
 	}
 	// A restarted server reads it back.
-	if a := New(Config{Store: e.store, Calls: e.calls, Events: e.bus}); a.notify.Load() {
+	a := New(Config{Store: e.store, Calls: e.calls, Events: e.bus})
+	defer a.Close()
+	if a.notify.Load() {
 		t.Error("a new API starts with notify on although the store says off")
 	}
 }

@@ -1,0 +1,346 @@
+package app
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/gen2brain/malgo"
+
+	"ringside/media"
+)
+
+// The sound card is asked for exactly what a G.711 call carries: 8 kHz mono 16-bit in
+// 20 ms periods. miniaudio converts to whatever the hardware runs at. Two periods is the
+// least that plays without gaps on a loaded desktop; it is the latency the device adds
+// on top of the network's.
+const (
+	devicePeriod  = media.FrameDuration
+	devicePeriods = 2
+)
+
+func init() {
+	defaultAudio = func() AudioDevice {
+		d, err := OpenAudio("", "")
+		if err != nil { // only a bad device ID fails, and "" is none
+			return NullAudio()
+		}
+		return d
+	}
+}
+
+// nullBackend is miniaudio's null backend (silence in, output discarded, on its own
+// clock); malgo.BackendNull itself is the custom backend.
+const nullBackend = malgo.Backend(malgo.BackendNull + 1)
+
+// AudioDevices lists the system's sound cards by kind. Without sound hardware both lists
+// are empty (ALSA's "null" pseudo-device, which discards everything, is not listed).
+// An ID goes back into OpenAudio.
+func AudioDevices() (capture, playback []DeviceInfo, err error) {
+	mctx, err := malgo.InitContext(nil, malgo.ContextConfig{}, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audio: %w", err)
+	}
+	defer func() {
+		_ = mctx.Uninit()
+		mctx.Free()
+	}()
+	list := func(kind malgo.DeviceType) ([]DeviceInfo, error) {
+		infos, err := mctx.Devices(kind)
+		if err != nil {
+			return nil, fmt.Errorf("audio: listing devices: %w", err)
+		}
+		var out []DeviceInfo
+		for _, d := range infos {
+			if isNullDevice(d.ID) {
+				continue
+			}
+			out = append(out, DeviceInfo{ID: d.ID.String(), Name: d.Name(), Default: d.IsDefault != 0})
+		}
+		return out, nil
+	}
+	if capture, err = list(malgo.Capture); err != nil {
+		return nil, nil, err
+	}
+	if playback, err = list(malgo.Playback); err != nil {
+		return nil, nil, err
+	}
+	return capture, playback, nil
+}
+
+// isNullDevice tells ALSA's "null" PCM: listed where no card is, it is no sound device.
+func isNullDevice(id malgo.DeviceID) bool {
+	return strings.TrimRight(string(id[:]), "\x00") == "null"
+}
+
+// OpenAudio opens the sound cards with these IDs (from AudioDevices; "" is the system
+// default) as one device. A machine with speakers but no microphone (or the reverse) gets
+// a device that plays (records) and captures silence (discards what it would play). With
+// no sound card at all it falls back to miniaudio's null backend, then to NullAudio, and
+// logs why with slog's default logger: the softphone keeps working, silently.
+func OpenAudio(captureID, playbackID string) (AudioDevice, error) {
+	return openAudio(captureID, playbackID, slog.Default())
+}
+
+func openAudio(captureID, playbackID string, log *slog.Logger) (AudioDevice, error) {
+	capID, err := parseDeviceID(captureID)
+	if err != nil {
+		return nil, fmt.Errorf("audio: capture device: %w", err)
+	}
+	playID, err := parseDeviceID(playbackID)
+	if err != nil {
+		return nil, fmt.Errorf("audio: playback device: %w", err)
+	}
+	// Only try what exists: every failed open makes ALSA print a screenful to stderr.
+	var kinds []malgo.DeviceType
+	var why error
+	capture, playback, err := AudioDevices()
+	switch {
+	case err != nil:
+		why = err
+	case len(capture) > 0 && len(playback) > 0:
+		kinds = []malgo.DeviceType{malgo.Duplex, malgo.Playback, malgo.Capture}
+	case len(playback) > 0:
+		kinds = []malgo.DeviceType{malgo.Playback}
+	case len(capture) > 0:
+		kinds = []malgo.DeviceType{malgo.Capture}
+	default:
+		why = errors.New("no sound card found")
+	}
+	var reasons []error
+	for _, kind := range kinds {
+		d, err := newMalgoAudio(nil, kind, capID, playID, log)
+		if err == nil {
+			if kind != malgo.Duplex {
+				oneWay := errors.Join(reasons...)
+				if oneWay == nil && kind == malgo.Playback {
+					oneWay = errors.New("no microphone found: you will be heard as silence")
+				} else if oneWay == nil {
+					oneWay = errors.New("no speaker found: you will hear nothing")
+				}
+				log.Warn("sound card opened for one direction only", "kind", kindName(kind), "why", oneWay)
+			}
+			log.Info("sound device opened", "kind", kindName(kind), "buffer", d.latency)
+			return d, nil
+		}
+		reasons = append(reasons, fmt.Errorf("%s: %w", kindName(kind), err))
+	}
+	if len(reasons) > 0 {
+		why = errors.Join(reasons...)
+	}
+	d, err := newMalgoAudio([]malgo.Backend{nullBackend}, malgo.Duplex, nil, nil, log)
+	if err == nil {
+		log.Warn("no usable sound device: using the null audio backend (silence in, nothing out)", "why", why, "buffer", d.latency)
+		return d, nil
+	}
+	log.Warn("no usable sound device: using silent audio", "why", why, "null backend", err)
+	return NullAudio(), nil
+}
+
+func kindName(k malgo.DeviceType) string {
+	switch k {
+	case malgo.Duplex:
+		return "capture+playback"
+	case malgo.Playback:
+		return "playback"
+	case malgo.Capture:
+		return "capture"
+	}
+	return strconv.Itoa(int(k))
+}
+
+func parseDeviceID(s string) (*malgo.DeviceID, error) {
+	if s == "" {
+		return nil, nil
+	}
+	b, err := hex.DecodeString(s)
+	var id malgo.DeviceID
+	if err != nil || len(b) > len(id) {
+		return nil, fmt.Errorf("bad device ID %q", s)
+	}
+	copy(id[:], b)
+	return &id, nil
+}
+
+// frameIO turns the sound card's periods into the 20 ms frames of the AudioDevice
+// contract, whatever the period miniaudio settled on. It runs on the audio thread:
+// no allocation, no locks, no logging.
+type frameIO struct {
+	capture, playback func(pcm []int16)
+
+	in   [media.FrameSamples]int16
+	inN  int
+	out  [media.FrameSamples]int16
+	outN int // samples of out already played; len(out) means none left
+}
+
+func newFrameIO(capture, playback func([]int16)) *frameIO {
+	f := &frameIO{capture: capture, playback: playback}
+	f.outN = len(f.out)
+	return f
+}
+
+// process takes what the microphone gave (nil for a playback-only card: silence) and
+// fills what the speaker plays (nil for a capture-only card: pulled and discarded), n
+// samples each.
+func (f *frameIO) process(out, in []int16, n int) {
+	for i := 0; i < n; {
+		k := min(n-i, len(f.in)-f.inN)
+		if in != nil {
+			copy(f.in[f.inN:], in[i:i+k])
+		} else {
+			clear(f.in[f.inN : f.inN+k])
+		}
+		f.inN += k
+		if f.inN == len(f.in) {
+			if f.capture != nil {
+				f.capture(f.in[:])
+			}
+			f.inN = 0
+		}
+		if f.outN == len(f.out) {
+			if f.playback != nil {
+				f.playback(f.out[:])
+			} else {
+				clear(f.out[:])
+			}
+			f.outN = 0
+		}
+		k = min(k, len(f.out)-f.outN)
+		if out != nil {
+			copy(out[i:i+k], f.out[f.outN:f.outN+k])
+		}
+		f.outN += k
+		i += k
+	}
+}
+
+// malgoAudio is a miniaudio device with its own context.
+type malgoAudio struct {
+	log     *slog.Logger
+	mctx    *malgo.AllocatedContext
+	dev     *malgo.Device
+	kind    malgo.DeviceType
+	latency time.Duration // what the device buffers: period × periods, per direction
+
+	io      atomic.Pointer[frameIO] // set by Start before the device runs
+	mu      sync.Mutex
+	started bool
+	closed  bool
+}
+
+// bufferSize finds miniaudio's report of the buffer it set up, e.g. "Buffer Size: 160*2 (320)".
+var bufferSize = regexp.MustCompile(`Buffer Size:\s*(\d+)\*(\d+)`)
+
+func newMalgoAudio(backends []malgo.Backend, kind malgo.DeviceType, capID, playID *malgo.DeviceID, log *slog.Logger) (*malgoAudio, error) {
+	// miniaudio's log tells what the backend really granted; keep it for the latency.
+	var logMu sync.Mutex
+	var initLog strings.Builder
+	mctx, err := malgo.InitContext(backends, malgo.ContextConfig{}, func(msg string) {
+		logMu.Lock()
+		initLog.WriteString(msg)
+		logMu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg := malgo.DefaultDeviceConfig(kind)
+	cfg.SampleRate = media.SampleRate
+	cfg.PeriodSizeInMilliseconds = uint32(devicePeriod / time.Millisecond)
+	cfg.Periods = devicePeriods
+	cfg.Capture.Format, cfg.Capture.Channels = malgo.FormatS16, 1
+	cfg.Playback.Format, cfg.Playback.Channels = malgo.FormatS16, 1
+	if capID != nil {
+		cfg.Capture.DeviceID = unsafe.Pointer(capID)
+	}
+	if playID != nil {
+		cfg.Playback.DeviceID = unsafe.Pointer(playID)
+	}
+	a := &malgoAudio{log: log, mctx: mctx, kind: kind}
+	dev, err := malgo.InitDevice(mctx.Context, cfg, malgo.DeviceCallbacks{Data: a.data, Stop: a.stopped})
+	if err != nil {
+		_ = mctx.Uninit()
+		mctx.Free()
+		return nil, err
+	}
+	a.dev = dev
+	logMu.Lock()
+	report := initLog.String()
+	logMu.Unlock()
+	a.latency = devicePeriod * devicePeriods
+	if m := bufferSize.FindStringSubmatch(report); m != nil {
+		frames, _ := strconv.Atoi(m[1])
+		periods, _ := strconv.Atoi(m[2])
+		a.latency = time.Duration(frames*periods) * time.Second / media.SampleRate
+	}
+	mctx.SetLogProc(nil) // from here on, nothing to learn from it
+	return a, nil
+}
+
+// data is miniaudio's callback on its audio thread.
+func (a *malgoAudio) data(out, in []byte, frames uint32) {
+	f := a.io.Load()
+	if f == nil {
+		clear(out)
+		return
+	}
+	f.process(int16s(out), int16s(in), int(frames))
+}
+
+// int16s views the device's s16 buffer (native byte order, aligned by miniaudio) as samples.
+func int16s(b []byte) []int16 {
+	if len(b) < 2 {
+		return nil
+	}
+	return unsafe.Slice((*int16)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/2)
+}
+
+func (a *malgoAudio) stopped() {
+	a.mu.Lock()
+	unexpected := a.started && !a.closed
+	a.mu.Unlock()
+	if unexpected {
+		a.log.Warn("sound device stopped (unplugged?)")
+	}
+}
+
+// Latency is what the device buffers in each direction: miniaudio's period × periods.
+func (a *malgoAudio) Latency() time.Duration { return a.latency }
+
+func (a *malgoAudio) Start(capture, playback func(pcm []int16)) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started || a.closed {
+		return ErrDeviceClosed
+	}
+	a.io.Store(newFrameIO(capture, playback))
+	if err := a.dev.Start(); err != nil {
+		a.io.Store(nil)
+		return fmt.Errorf("audio: starting the sound device: %w", err)
+	}
+	a.started = true
+	return nil
+}
+
+// Close stops the device (waiting for its thread) and frees it.
+func (a *malgoAudio) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	a.mu.Unlock()
+	a.dev.Uninit()
+	err := a.mctx.Uninit()
+	a.mctx.Free()
+	return err
+}

@@ -1,0 +1,81 @@
+// Command ringside is the desktop softphone: `ringside` opens the sign-in window,
+// `ringside --demo` starts a demo call center in-process and signs in as supervisor sam.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"fyne.io/fyne/v2"
+	fyneapp "fyne.io/fyne/v2/app"
+
+	"ringside/app"
+	"ringside/app/demo"
+	"ringside/assets"
+	"ringside/ui"
+)
+
+// appID matches FyneApp.toml.
+const appID = "dev.ringside.softphone"
+
+func main() {
+	demoMode := flag.Bool("demo", false, "start a demo call center (media server, users, a customer talking to a bot agent) and sign in as supervisor sam")
+	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
+	flag.Parse()
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "ringside: --log-level:", err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := run(*demoMode, logger); err != nil {
+		logger.Error("ringside", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(demoMode bool, logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	a := fyneapp.NewWithID(appID)
+	u := ui.New(a, ui.Options{Logger: logger, Icon: fyne.NewStaticResource("icon.png", assets.Icon)})
+
+	var d *demo.Demo
+	if demoMode {
+		var err error
+		if d, err = demo.Start(ctx, logger); err != nil {
+			return fmt.Errorf("starting the demo: %w", err)
+		}
+		defer d.Close()
+		u.SignIn(d.Account("sam"))
+	} else {
+		acct, err := app.LoadAccount()
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			logger.Warn("could not read the remembered account", "err", err)
+		}
+		u.ShowLogin(acct)
+	}
+
+	// A signal quits the app like closing its window does.
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			fyne.Do(a.Quit)
+		case <-quit:
+		}
+	}()
+	a.Run()
+	close(quit)
+	u.Close()
+	return nil
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestDemoWindowUnderXvfb starts the real program (--demo) on a virtual X display, takes
+// a screenshot, and checks the window drew something: more than a handful of colours.
+// Set RINGSIDE_SCREENSHOT=path to keep the screenshot.
+func TestDemoWindowUnderXvfb(t *testing.T) {
+	for _, tool := range []string{"xvfb-run", "import"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is missing (make deps installs xvfb and imagemagick)", tool)
+		}
+	}
+	if testing.Short() {
+		t.Skip("builds the GL program; skipped with -short")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "ringside")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	shot := filepath.Join(dir, "shot.png")
+	script := `"$BIN" --demo 2>"$DIR/ringside.log" & pid=$!
+sleep 9
+import -window root "$SHOT"
+kill -INT $pid
+wait $pid`
+	cmd := exec.CommandContext(ctx, "xvfb-run", "-a", "-s", "-screen 0 1024x700x24", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "BIN="+bin, "DIR="+dir, "SHOT="+shot, "LANG=en_US.UTF-8",
+		"HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "ringside.log"))
+		t.Fatalf("xvfb-run: %v\n%s\nringside's log:\n%s", err, out, log)
+	}
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatalf("no screenshot: %v", err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if n := colours(img); n < 50 {
+		t.Errorf("the screen has %d colours: the window did not draw", n)
+	}
+	if keep := os.Getenv("RINGSIDE_SCREENSHOT"); keep != "" {
+		b, _ := os.ReadFile(shot)
+		if err := os.WriteFile(keep, b, 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func colours(img image.Image) int {
+	seen := map[uint32]bool{}
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 2 {
+		for x := b.Min.X; x < b.Max.X; x += 2 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			seen[r>>8<<16|g>>8<<8|bl>>8] = true
+		}
+	}
+	return len(seen)
+}
