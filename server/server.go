@@ -112,9 +112,16 @@ func (s *Server) start(ctx context.Context) error {
 		sipConn.Close()
 		return fmt.Errorf("HTTP address %s: %w", cfg.HTTPAddr, err)
 	}
+	// Media binds where SIP does. Listening on every interface leaves no address to put in
+	// Contact and SDP, so that needs --public-ip.
 	mediaIP := netip.MustParseAddr("127.0.0.1")
-	if ap, err := netip.ParseAddrPort(sipConn.LocalAddr().String()); err == nil && !ap.Addr().IsUnspecified() {
-		mediaIP = ap.Addr()
+	if ap, err := netip.ParseAddrPort(sipConn.LocalAddr().String()); err == nil {
+		mediaIP = ap.Addr().Unmap()
+	}
+	if mediaIP.IsUnspecified() && !cfg.PublicIP.IsValid() {
+		sipConn.Close()
+		httpLn.Close()
+		return fmt.Errorf("--sip-addr %s listens on every interface: add --public-ip with the address phones should send SIP and media to", cfg.SIPAddr)
 	}
 	bus := events.NewBus()
 	s.sip, err = sip.New(sip.Config{

@@ -126,3 +126,10 @@ func TestServeEndsCallsCleanlyOnSIGTERM(t *testing.T) {
 		t.Fatalf("history after shutdown: %+v", h)
 	}
 }
+
+func TestEveryInterfaceNeedsAPublicIP(t *testing.T) {
+	err := run([]string{"serve", "--data", t.TempDir(), "--sip-addr", "0.0.0.0:0", "--http-addr", "127.0.0.1:0"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--public-ip") {
+		t.Fatalf("serve on 0.0.0.0 without --public-ip: %v", err)
+	}
+}
