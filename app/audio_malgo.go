@@ -18,12 +18,14 @@ import (
 	"ringside/media"
 )
 
-// The sound card is asked for exactly what a G.711 call carries: 8 kHz mono 16-bit in
-// 20 ms periods. miniaudio converts to whatever the hardware runs at. Two periods is the
-// least that plays without gaps on a loaded desktop; it is the latency the device adds
-// on top of the network's.
+// The sound card is asked for what a G.711 call carries: 8 kHz mono 16-bit, in 10 ms
+// periods (frameIO makes 20 ms frames of them). miniaudio converts to whatever the
+// hardware runs at. Two periods (20 ms) is the latency the device adds on top of the
+// network's: with the phone's one-frame playout buffer and frames sent as soon as they
+// are captured, each direction stays under the 40 ms the softphone may add
+// (BenchmarkAudioLatency in server/simphone measures it with this buffer counted).
 const (
-	devicePeriod  = media.FrameDuration
+	devicePeriod  = 10 * time.Millisecond
 	devicePeriods = 2
 )
 
@@ -231,9 +233,13 @@ type malgoAudio struct {
 	kind    malgo.DeviceType
 	latency time.Duration // what the device buffers: period × periods, per direction
 
-	io      atomic.Pointer[frameIO] // set by Start before the device runs
+	io atomic.Pointer[frameIO] // set by Start before the device runs
+	// op serializes Pause, Resume and Close; mu (the flags) is never held while the
+	// device starts or stops, since miniaudio may call stopped meanwhile.
+	op      sync.Mutex
 	mu      sync.Mutex
 	started bool
+	paused  bool
 	closed  bool
 }
 
@@ -305,7 +311,7 @@ func int16s(b []byte) []int16 {
 
 func (a *malgoAudio) stopped() {
 	a.mu.Lock()
-	unexpected := a.started && !a.closed
+	unexpected := a.started && !a.closed && !a.paused
 	a.mu.Unlock()
 	if unexpected {
 		a.log.Warn("sound device stopped (unplugged?)")
@@ -330,8 +336,49 @@ func (a *malgoAudio) Start(capture, playback func(pcm []int16)) error {
 	return nil
 }
 
+// Pause stops the sound card while no call needs it (simphone.Pauser): its audio thread
+// would otherwise wake the process every period for silence.
+func (a *malgoAudio) Pause() error {
+	a.op.Lock()
+	defer a.op.Unlock()
+	a.mu.Lock()
+	skip := !a.started || a.closed || a.paused
+	a.paused = a.paused || !skip
+	a.mu.Unlock()
+	if skip {
+		return nil
+	}
+	if err := a.dev.Stop(); err != nil {
+		return fmt.Errorf("audio: pausing the sound device: %w", err)
+	}
+	return nil
+}
+
+// Resume starts the sound card again after Pause, with no half frame left over.
+func (a *malgoAudio) Resume() error {
+	a.op.Lock()
+	defer a.op.Unlock()
+	a.mu.Lock()
+	skip := !a.started || a.closed || !a.paused
+	a.mu.Unlock()
+	if skip {
+		return nil
+	}
+	old := a.io.Load()
+	a.io.Store(newFrameIO(old.capture, old.playback))
+	if err := a.dev.Start(); err != nil {
+		return fmt.Errorf("audio: resuming the sound device: %w", err)
+	}
+	a.mu.Lock()
+	a.paused = false
+	a.mu.Unlock()
+	return nil
+}
+
 // Close stops the device (waiting for its thread) and frees it.
 func (a *malgoAudio) Close() error {
+	a.op.Lock()
+	defer a.op.Unlock()
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()

@@ -1,11 +1,13 @@
 package app
 
 import (
+	"log/slog"
 	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gen2brain/malgo"
 	"go.uber.org/goleak"
 
 	"ringside/media"
@@ -145,4 +147,42 @@ func TestParseDeviceID(t *testing.T) {
 	if _, err := parseDeviceID("zz"); err == nil {
 		t.Error("bad hex accepted")
 	}
+}
+
+// The softphone's sound card stops while no call uses it (simphone pauses it) and plays
+// again on Resume.
+func TestMalgoPauseResume(t *testing.T) {
+	d, err := newMalgoAudio([]malgo.Backend{nullBackend}, malgo.Duplex, nil, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Skipf("no null backend: %v", err)
+	}
+	defer d.Close()
+	var n atomic.Int64
+	if err := d.Start(func([]int16) { n.Add(1) }, nil); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string) {
+		t.Helper()
+		from := n.Load()
+		for deadline := time.Now().Add(2 * time.Second); n.Load() < from+3; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no frames", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wait("started")
+	if err := d.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	from := n.Load()
+	time.Sleep(100 * time.Millisecond)
+	if got := n.Load() - from; got != 0 {
+		t.Errorf("%d frames captured while paused", got)
+	}
+	if err := d.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	wait("resumed")
 }

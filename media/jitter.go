@@ -20,12 +20,24 @@ const (
 	// extra frames a past burst left behind, so one is dropped to bring the
 	// delay back towards Depth.
 	drainTicks = 50
+	// shrinkTicks is how long (10 s) an adaptive buffer must play without an
+	// underrun before its target depth steps back down by one frame.
+	shrinkTicks = 500
 )
 
 // JitterConfig sizes a JitterBuffer. Zero fields take the defaults.
 type JitterConfig struct {
 	Depth    int // frames to hold before playout starts (default 2 = 40 ms)
 	Capacity int // slots (default 16); payloads up to 320 bytes each preallocated
+	// MaxDepth, when above Depth, makes the buffer adaptive: a Pop that finds
+	// the next frame not yet arrived holds the playout point (the frame is
+	// late, not lost, as long as nothing after it arrived) and the target
+	// depth grows by one frame, up to MaxDepth; after 10 s without such an
+	// underrun it steps back down towards Depth. A link with little jitter
+	// (a softphone on the LAN of its server) then plays with one frame of
+	// delay instead of paying for the worst case all call long. 0 (or at most
+	// Depth): fixed depth, the frame is played as a gap.
+	MaxDepth int
 }
 
 func DefaultJitterConfig() JitterConfig {
@@ -41,9 +53,12 @@ type JitterStats struct{ Pushed, Popped, Missing, Dropped uint64 }
 // tick. Push (socket reader) and Pop (room tick) may run concurrently; the
 // lock is held only for a copy of one frame.
 type JitterBuffer struct {
-	mu    sync.Mutex
-	depth int
-	slots int
+	mu       sync.Mutex
+	depth    int // target depth now
+	minDepth int // Depth as configured
+	maxDepth int // MaxDepth, at least Depth
+	slots    int
+	clean    int // Pops since the last underrun (adaptive)
 
 	data []byte  // slots × MaxFramePayload
 	size []int16 // payload length per slot; -1 when empty
@@ -73,12 +88,15 @@ func NewJitterBuffer(cfg JitterConfig) *JitterBuffer {
 	if cfg.Capacity <= 0 {
 		cfg.Capacity = def.Capacity
 	}
-	cfg.Capacity = max(cfg.Capacity, cfg.Depth+1)
+	cfg.MaxDepth = max(cfg.MaxDepth, cfg.Depth)
+	cfg.Capacity = max(cfg.Capacity, cfg.MaxDepth+1)
 	j := &JitterBuffer{
-		depth: cfg.Depth,
-		slots: cfg.Capacity,
-		data:  make([]byte, cfg.Capacity*MaxFramePayload),
-		size:  make([]int16, cfg.Capacity),
+		depth:    cfg.Depth,
+		minDepth: cfg.Depth,
+		maxDepth: cfg.MaxDepth,
+		slots:    cfg.Capacity,
+		data:     make([]byte, cfg.Capacity*MaxFramePayload),
+		size:     make([]int16, cfg.Capacity),
 	}
 	j.clear()
 	return j
@@ -159,12 +177,23 @@ func (j *JitterBuffer) Pop(dst []byte) (n int, ok bool) {
 		j.stats.Missing++
 		if j.empty++; j.empty >= underrunTicks {
 			j.clear() // re-prefill: the next Push sets the playout point
+		} else if j.maxDepth > j.minDepth {
+			// Adaptive: the frame is late, so wait for it (the gap played now
+			// is the delay added) and keep one more frame from now on.
+			j.depth = min(j.depth+1, j.maxDepth)
+			j.clean = 0
 		} else {
 			j.advance(1)
 		}
 		return 0, false
 	}
 	j.empty = 0
+	if j.maxDepth > j.minDepth && j.depth > j.minDepth {
+		if j.clean++; j.clean >= shrinkTicks {
+			j.depth--
+			j.clean = 0
+		}
+	}
 	j.drain()
 	i := j.head
 	if size := j.size[i]; size >= 0 {

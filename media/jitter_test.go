@@ -268,3 +268,48 @@ func TestJitterDrainsBackToDepth(t *testing.T) {
 		t.Errorf("stats %+v: want only the %d surplus frames dropped", st, surplus)
 	}
 }
+
+// An adaptive buffer starts at one frame of delay; a frame that comes late is waited for
+// (played after one gap, not dropped), the delay stays one frame longer while jitter may
+// recur, and after 10 s of steady arrivals it drains back to one frame.
+func TestJitterAdaptiveGrowsOnLateFrameAndShrinks(t *testing.T) {
+	j := NewJitterBuffer(JitterConfig{Depth: 1, MaxDepth: 3})
+	push(t, j, true, 1)
+	equal(t, "first frame plays at once", pops(t, j, 1), 1)
+	equal(t, "frame 2 is late", pops(t, j, 1), -1)
+	push(t, j, true, 2, 3) // 2 arrives late, 3 on time
+	equal(t, "late frame played, not dropped", pops(t, j, 1), 2)
+	next := uint16(4)
+	buf := make([]byte, MaxFramePayload)
+	delay := func() int {
+		// Push the next frame, then Pop: the frames still held after the Pop are the delay.
+		push(t, j, true, next)
+		next++
+		if _, ok := j.Pop(buf); !ok {
+			t.Fatalf("gap in a steady stream (frame %d)", next-1)
+		}
+		return j.held
+	}
+	if d := delay(); d != 1 {
+		t.Fatalf("after the late frame: %d frames held, want 1 (grown by one)", d)
+	}
+	for range shrinkTicks + 2*drainTicks {
+		delay()
+	}
+	if d := delay(); d != 0 {
+		t.Errorf("after %d steady frames: %d frames held, want 0 (back to Depth 1)", shrinkTicks+2*drainTicks, d)
+	}
+	if st := j.Stats(); st.Missing != 1 || st.Dropped != 1 {
+		t.Errorf("stats %+v: want one gap and one frame drained", st)
+	}
+}
+
+// A fixed buffer (MaxDepth unset) still plays a late frame's slot as a gap and drops it.
+func TestJitterFixedDropsLateFrame(t *testing.T) {
+	j := NewJitterBuffer(JitterConfig{Depth: 1})
+	push(t, j, true, 1)
+	equal(t, "first", pops(t, j, 2), 1, -1)
+	push(t, j, false, 2)
+	push(t, j, true, 3)
+	equal(t, "next", pops(t, j, 1), 3)
+}

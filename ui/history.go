@@ -76,7 +76,7 @@ func (h *History) Tick() {
 	now := h.now()
 	for _, r := range h.rows {
 		if r.call.State != "ended" {
-			r.duration.SetText(duration(callDuration(r.call, now)))
+			setText(r.duration, duration(callDuration(r.call, now)))
 		}
 	}
 }

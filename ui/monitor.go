@@ -120,15 +120,15 @@ func (v *MonitorView) Title() string {
 // Refresh redraws from the session: mode, call state, timer, levels; and notices the end.
 func (v *MonitorView) Refresh() {
 	c := v.line.Call()
-	v.agent.SetText(agentName(c.Agent))
-	v.customer.SetText(customerName(c.Customer))
+	setText(v.agent, agentName(c.Agent))
+	setText(v.customer, customerName(c.Customer))
 	setStateBadge(v.state, c)
 	since := v.line.Since()
 	if since.IsZero() {
 		since = c.StartedAt
 	}
 	if !v.ended {
-		v.timer.SetText(duration(v.now().Sub(since)))
+		setText(v.timer, duration(v.now().Sub(since)))
 		cu, ag := v.line.Levels()
 		v.custBar.SetLevel(cu)
 		v.agentBar.SetLevel(ag)

@@ -136,6 +136,22 @@ func NewCallView(line PhoneLine, run func(work func() error, then func(error)), 
 // Title is the window title.
 func (v *CallView) Title() string { return "Call with " + customerName(v.line.Peer()) }
 
+// Tick moves the timer on and notices the end; the rest changes only with the call
+// (Refresh), so the window is not repainted ten times a second for nothing.
+func (v *CallView) Tick() {
+	if v.ended {
+		return
+	}
+	if at := v.line.AnsweredAt(); !at.IsZero() {
+		setText(v.timer, duration(v.now().Sub(at)))
+	}
+	select {
+	case <-v.line.Done():
+		v.Refresh()
+	default:
+	}
+}
+
 // Refresh redraws from the call: state, timer, banners, buttons; and notices the end.
 func (v *CallView) Refresh() {
 	if v.ended {
@@ -153,7 +169,7 @@ func (v *CallView) Refresh() {
 	}
 	v.state.Set(upper(word), stateColor(st))
 	if at := v.line.AnsweredAt(); !at.IsZero() {
-		v.timer.SetText(duration(v.now().Sub(at)))
+		setText(v.timer, duration(v.now().Sub(at)))
 	}
 	show(v.MonitoredBanner.Container, v.line.Monitored())
 	show(v.WhisperBanner.Container, v.line.Whisper())

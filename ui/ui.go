@@ -456,7 +456,7 @@ func (u *UI) tick() {
 		m.view.Refresh()
 	}
 	for _, c := range u.calls {
-		c.view.Refresh()
+		c.view.Tick()
 	}
 	if u.session != nil && u.conn != nil {
 		if u.session.ConnectionState() == "connected" {

@@ -3,6 +3,7 @@ package ui
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"strings"
 	"time"
 
@@ -102,6 +103,14 @@ func stateBadge(c app.Call) *badge {
 	return b
 }
 
+// setText changes a label's text only when it differs: every Refresh repaints the
+// window, and the tickers would otherwise repaint ten times a second for nothing.
+func setText(l *widget.Label, text string) {
+	if l.Text != text {
+		l.SetText(text)
+	}
+}
+
 func setStateBadge(b *badge, c app.Call) {
 	b.Set(strings.ToUpper(stateWord(c.State)), stateColor(c.State))
 }
@@ -133,7 +142,8 @@ func newLevelMeter(c color.Color) *levelMeter {
 // SetLevel shows a level 0..1 (linear amplitude); the bar follows a dB-ish curve so
 // speech at normal volume fills most of it.
 func (m *levelMeter) SetLevel(v float64) {
-	v = min(max(v, 0), 1)
+	// In steps of 1/64 of the bar: a change too small to see repaints nothing.
+	v = math.Round(min(max(v, 0), 1)*64) / 64
 	if v == m.level {
 		return
 	}

@@ -1,5 +1,6 @@
 // Command ringside is the desktop softphone: `ringside` opens the sign-in window,
-// `ringside --demo` starts a demo call center in-process and signs in as supervisor sam.
+// `ringside --demo` starts a demo call center in-process and signs in as supervisor sam,
+// `RINGSIDE_PASSWORD=… ringside --server URL --user NAME` signs in without typing.
 package main
 
 import (
@@ -28,6 +29,8 @@ const appID = "dev.ringside.softphone"
 func main() {
 	demoMode := flag.Bool("demo", false, "start a demo call center (media server, users, a customer talking to a bot agent) and sign in as supervisor sam")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
+	server := flag.String("server", "", "sign in to this server (http://HOST:PORT) at once, with --user and the password in $RINGSIDE_PASSWORD")
+	user := flag.String("user", "", "the user to sign in as with --server")
 	flag.Parse()
 
 	var level slog.Level
@@ -36,13 +39,23 @@ func main() {
 		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(*demoMode, logger); err != nil {
+	var signIn *app.Account
+	if *server != "" || *user != "" {
+		if *server == "" || *user == "" || *demoMode {
+			fmt.Fprintln(os.Stderr, "ringside: --server and --user go together, without --demo")
+			os.Exit(2)
+		}
+		signIn = &app.Account{ServerURL: *server, User: *user, Password: os.Getenv("RINGSIDE_PASSWORD")}
+	}
+	if err := run(*demoMode, signIn, logger); err != nil {
 		logger.Error("ringside", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(demoMode bool, logger *slog.Logger) error {
+// run shows the demo (demoMode), signs in with signIn at once, or opens the sign-in
+// window with the remembered account.
+func run(demoMode bool, signIn *app.Account, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -57,6 +70,8 @@ func run(demoMode bool, logger *slog.Logger) error {
 		}
 		defer d.Close()
 		u.SignIn(d.Account("sam"))
+	} else if signIn != nil {
+		u.SignIn(*signIn)
 	} else {
 		acct, err := app.LoadAccount()
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {

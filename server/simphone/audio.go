@@ -19,30 +19,67 @@ type AudioDevice interface {
 const (
 	// levelsExtID is the RFC 8285 id this phone offers the RFC 6465 levels extension with.
 	levelsExtID = 1
-	// captureFrames bounds the microphone audio waiting for the 20 ms send tick; older
-	// audio is dropped beyond it, so a device clock running fast adds no latency.
+	// captureFrames bounds the microphone audio waiting to be sent; older audio is
+	// dropped beyond it. The sender sends each frame as soon as it is complete, so
+	// normally none waits.
 	captureFrames = 8
-	// capturePrime is how many frames must wait before sending resumes after the device
-	// stalled: one frame of slack absorbs the phase between the two clocks.
-	capturePrime = 2
 )
+
+// playoutJitter is the playback jitter buffer of a phone with a sound card: the
+// softphone's link to its server is a LAN, so one frame of delay, growing (to three)
+// only when frames come late, and shrinking back once they come on time again.
+var playoutJitter = media.JitterConfig{Depth: 1, MaxDepth: 3}
+
+// Pauser is implemented by devices that can stop their clock while no call uses them
+// and start it again (the softphone's sound card): an idle phone then costs nothing.
+// The phone pauses such a device right after starting it, resumes it when a call's
+// media starts and pauses it again when the last call's media ends.
+type Pauser interface {
+	Pause() error
+	Resume() error
+}
 
 // phoneAudio fans one device out over the phone's calls: captured audio goes to every
 // call's sender, and the speaker plays the sum of every call's received audio.
 type phoneAudio struct {
 	dev AudioDevice
 
+	// run serializes pausing and resuming the device. It is never taken on the audio
+	// thread, and mu is never held while the device stops (stopping waits for the
+	// callback, which takes mu).
+	run sync.Mutex
+
 	mu      sync.Mutex
 	streams []*streamAudio
 }
 
+// idle pauses a Pauser device while no stream uses it.
+func (a *phoneAudio) idle() {
+	a.run.Lock()
+	defer a.run.Unlock()
+	a.mu.Lock()
+	n := len(a.streams)
+	a.mu.Unlock()
+	if p, ok := a.dev.(Pauser); ok && n == 0 {
+		_ = p.Pause()
+	}
+}
+
 func (a *phoneAudio) add(s *streamAudio) {
+	a.run.Lock()
+	defer a.run.Unlock()
 	a.mu.Lock()
 	a.streams = append(a.streams, s)
+	n := len(a.streams)
 	a.mu.Unlock()
+	if p, ok := a.dev.(Pauser); ok && n == 1 {
+		_ = p.Resume()
+	}
 }
 
 func (a *phoneAudio) remove(s *streamAudio) {
+	a.run.Lock()
+	defer a.run.Unlock()
 	a.mu.Lock()
 	for i, x := range a.streams {
 		if x == s {
@@ -50,7 +87,11 @@ func (a *phoneAudio) remove(s *streamAudio) {
 			break
 		}
 	}
+	n := len(a.streams)
 	a.mu.Unlock()
+	if p, ok := a.dev.(Pauser); ok && n == 0 {
+		_ = p.Pause()
+	}
 }
 
 func (a *phoneAudio) capture(pcm []int16) {
@@ -71,13 +112,15 @@ func (a *phoneAudio) playback(pcm []int16) {
 }
 
 // streamAudio is one call's share of the device: a small FIFO of captured samples that
-// the send loop drains each 20 ms, and a jitter buffer that the speaker drains.
+// the send loop drains as frames complete, and a jitter buffer that the speaker drains.
 type streamAudio struct {
-	mu     sync.Mutex
-	ring   [captureFrames * media.FrameSamples]int16
-	head   int // index of the oldest sample
-	n      int // samples held
-	primed bool
+	mu   sync.Mutex
+	ring [captureFrames * media.FrameSamples]int16
+	head int // index of the oldest sample
+	n    int // samples held
+	// ready has a value while a whole frame waits: the send loop sends it at once
+	// rather than on a clock of its own, which would add up to a frame of delay.
+	ready chan struct{}
 
 	jb      *media.JitterBuffer
 	rxCodec media.Codec
@@ -88,7 +131,7 @@ type streamAudio struct {
 }
 
 func newStreamAudio() *streamAudio {
-	return &streamAudio{jb: media.NewJitterBuffer(media.DefaultJitterConfig())}
+	return &streamAudio{jb: media.NewJitterBuffer(playoutJitter), ready: make(chan struct{}, 1)}
 }
 
 func (s *streamAudio) pushCapture(pcm []int16) {
@@ -106,19 +149,20 @@ func (s *streamAudio) pushCapture(pcm []int16) {
 	k := copy(s.ring[tail:], pcm)
 	copy(s.ring[:], pcm[k:])
 	s.n += len(pcm)
+	if s.n >= media.FrameSamples {
+		select {
+		case s.ready <- struct{}{}:
+		default:
+		}
+	}
 }
 
-// takeFrame fills frame with the oldest captured audio, or silence while the device is
-// stalled or has not caught up; it reports whether audio was taken.
+// takeFrame fills frame with the oldest captured audio and reports true, or reports
+// false (frame untouched) when less than a frame waits.
 func (s *streamAudio) takeFrame(frame []int16) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.primed && s.n >= capturePrime*len(frame) {
-		s.primed = true
-	}
-	if !s.primed || s.n < len(frame) {
-		s.primed = false
-		clear(frame)
+	if s.n < len(frame) {
 		return false
 	}
 	size := len(s.ring)

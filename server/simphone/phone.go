@@ -251,6 +251,7 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 			ua.Close()
 			return nil, fmt.Errorf("simphone: starting the audio device: %w", err)
 		}
+		p.audio.idle() // no call yet
 	}
 	log.Debug("phone started", "sip", addrStr)
 	return p, nil

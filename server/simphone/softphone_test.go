@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -279,5 +280,54 @@ func TestAudioLevels(t *testing.T) {
 	send(2, nil)
 	if got := st.audioLevels(); got != nil {
 		t.Errorf("levels %v after a packet without them, want none", got)
+	}
+}
+
+// pausingDevice is a testDevice that records Pause and Resume.
+type pausingDevice struct {
+	*testDevice
+	mu     sync.Mutex
+	events []string
+}
+
+func (d *pausingDevice) Pause() error  { d.note("pause"); return nil }
+func (d *pausingDevice) Resume() error { d.note("resume"); return nil }
+func (d *pausingDevice) note(e string) {
+	d.mu.Lock()
+	d.events = append(d.events, e)
+	d.mu.Unlock()
+}
+func (d *pausingDevice) log() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.events...)
+}
+
+// TestAudioDevicePausedWithoutCalls: a Pauser device is paused while the phone has no
+// call, resumed for a call and paused again once it ends.
+func TestAudioDevicePausedWithoutCalls(t *testing.T) {
+	dev := &pausingDevice{testDevice: newTestDevice(440)}
+	a := newPhone(t, Config{Ext: "a", Audio: dev})
+	if got := dev.log(); !slices.Equal(got, []string{"pause"}) {
+		t.Fatalf("after New: %v, want [pause]", got)
+	}
+	b := newPhone(t, Config{Ext: "b", ToneHz: 1000, AutoAnswer: true})
+	ca, err := a.Dial(ctxT(t, 5*time.Second), uriOf(b, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvCall(t, b)
+	if got := dev.log(); !slices.Equal(got, []string{"pause", "resume"}) {
+		t.Fatalf("in a call: %v, want [pause resume]", got)
+	}
+	if err := ca.Hangup(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(dev.log()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := dev.log(); !slices.Equal(got, []string{"pause", "resume", "pause"}) {
+		t.Fatalf("after the call: %v, want [pause resume pause]", got)
 	}
 }

@@ -216,109 +216,152 @@ func (s *stream) setMuted(m bool) {
 	s.mu.Unlock()
 }
 
+// stallAfter is how long a sound card may deliver no frame before the sender sends
+// silence on its own clock, so the stream goes on while the device is stuck.
+const stallAfter = 3 * media.FrameDuration
+
+// sendLoop sends a frame every 20 ms: the tone on its own clock, or, with a sound card,
+// each captured frame as soon as it is complete (silence on its own clock while the
+// device stalls).
 func (s *stream) sendLoop() {
 	defer s.wg.Done()
-	ticker := time.NewTicker(media.FrameDuration)
-	defer ticker.Stop()
-
-	var (
-		pcm     = make([]int16, media.FrameSamples)
-		payload = make([]byte, media.FrameSamples)
-		pkt     = make([]byte, 12+media.FrameSamples)
-		ssrc    = rand.Uint32()
-		seq     = uint16(rand.Uint32())
-		ts      = rand.Uint32()
-		marker  = true
-		ev      *dtmfState
-		gap     int
-	)
+	x := &sender{
+		pcm:     make([]int16, media.FrameSamples),
+		payload: make([]byte, media.FrameSamples),
+		pkt:     make([]byte, 12+media.FrameSamples),
+		ssrc:    rand.Uint32(),
+		seq:     uint16(rand.Uint32()),
+		ts:      rand.Uint32(),
+		marker:  true,
+	}
+	if s.audio == nil {
+		ticker := time.NewTicker(media.FrameDuration)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-ticker.C:
+			}
+			if !s.sendFrame(x, false) {
+				return
+			}
+		}
+	}
+	stall := time.NewTimer(stallAfter)
+	defer stall.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-ticker.C:
-		}
-		s.mu.Lock()
-		remote, codec, dtmfPT, muted, tone := s.remote, s.codec, s.txDTMF, s.muted, s.tone
-		canSend := s.sending && !s.halted && remote.IsValid() && remote.Port() != 0 && s.mayReach(remote)
-		s.mu.Unlock()
-
-		var captured bool
-		if s.audio != nil {
-			// Drained every tick, sending or not, so the microphone's audio stays current.
-			captured = s.audio.takeFrame(pcm)
-		}
-
-		if !canSend {
-			ts += media.FrameSamples
-			marker = true
-			continue
-		}
-		if ev == nil && gap == 0 {
-			select {
-			case code := <-s.dtmfQ:
-				ev = &dtmfState{code: code, ts: ts}
-			default:
-			}
-		}
-
-		var h media.RTPHeader
-		var body []byte
-		isEvent := ev != nil
-		if isEvent {
-			e := media.DTMFEvent{Event: ev.code, Volume: dtmfVolume}
-			if ev.n < dtmfToneFrames {
-				e.Duration = uint16((ev.n + 1) * media.FrameSamples)
-			} else {
-				e.Duration = dtmfToneFrames * media.FrameSamples
-				e.End = true
-			}
-			n := e.Marshal(payload)
-			body = payload[:n]
-			h = media.RTPHeader{Marker: ev.n == 0, PayloadType: dtmfPT, Seq: seq, Timestamp: ev.ts, SSRC: ssrc}
-			ev.n++
-			if ev.n >= dtmfToneFrames+dtmfEndPackets {
-				ev = nil
-				gap = dtmfGapFrames
-			}
-		} else {
-			if gap > 0 {
-				gap--
-			}
-			switch {
-			case muted:
-				clear(pcm)
-			case s.audio != nil:
-				if !captured {
-					clear(pcm) // the device stalled: silence
+		case <-s.audio.ready:
+			for s.audio.takeFrame(x.pcm) {
+				if !s.sendFrame(x, true) {
+					return
 				}
-			case tone != nil:
-				tone.Fill(pcm)
-			default:
-				clear(pcm)
 			}
-			codec.Encode(payload, pcm)
-			body = payload
-			h = media.RTPHeader{Marker: marker, PayloadType: uint8(codec), Seq: seq, Timestamp: ts, SSRC: ssrc}
-			marker = false
-		}
-		n := media.MarshalRTP(pkt, h, body)
-		if _, err := s.conn.WriteToUDPAddrPort(pkt[:n], remote); err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			stall.Reset(stallAfter)
+		case <-stall.C:
+			if !s.sendFrame(x, false) {
 				return
 			}
-			s.log.Debug("rtp write failed", "to", remote, "err", err)
-		} else {
-			s.mu.Lock()
-			s.stats.Sent++
-			if isEvent {
-				s.stats.SentDTMF++
-			}
-			s.mu.Unlock()
+			stall.Reset(media.FrameDuration)
 		}
-		seq++
-		ts += media.FrameSamples
 	}
+}
+
+// sender is the send loop's state.
+type sender struct {
+	pcm     []int16
+	payload []byte
+	pkt     []byte
+	ssrc    uint32
+	seq     uint16
+	ts      uint32
+	marker  bool
+	ev      *dtmfState
+	gap     int
+}
+
+// sendFrame sends the next frame: a DTMF event's packet if one is under way, else audio
+// (captured: x.pcm holds the sound card's frame; else the tone, or silence with a sound
+// card). It reports false once the socket is closed.
+func (s *stream) sendFrame(x *sender, captured bool) bool {
+	s.mu.Lock()
+	remote, codec, dtmfPT, muted, tone := s.remote, s.codec, s.txDTMF, s.muted, s.tone
+	canSend := s.sending && !s.halted && remote.IsValid() && remote.Port() != 0 && s.mayReach(remote)
+	s.mu.Unlock()
+
+	if !canSend {
+		x.ts += media.FrameSamples
+		x.marker = true
+		return true
+	}
+	if x.ev == nil && x.gap == 0 {
+		select {
+		case code := <-s.dtmfQ:
+			x.ev = &dtmfState{code: code, ts: x.ts}
+		default:
+		}
+	}
+
+	var h media.RTPHeader
+	var body []byte
+	isEvent := x.ev != nil
+	if isEvent {
+		e := media.DTMFEvent{Event: x.ev.code, Volume: dtmfVolume}
+		if x.ev.n < dtmfToneFrames {
+			e.Duration = uint16((x.ev.n + 1) * media.FrameSamples)
+		} else {
+			e.Duration = dtmfToneFrames * media.FrameSamples
+			e.End = true
+		}
+		n := e.Marshal(x.payload)
+		body = x.payload[:n]
+		h = media.RTPHeader{Marker: x.ev.n == 0, PayloadType: dtmfPT, Seq: x.seq, Timestamp: x.ev.ts, SSRC: x.ssrc}
+		x.ev.n++
+		if x.ev.n >= dtmfToneFrames+dtmfEndPackets {
+			x.ev = nil
+			x.gap = dtmfGapFrames
+		}
+	} else {
+		if x.gap > 0 {
+			x.gap--
+		}
+		switch {
+		case muted:
+			clear(x.pcm)
+		case s.audio != nil:
+			if !captured {
+				clear(x.pcm) // the device stalled: silence
+			}
+		case tone != nil:
+			tone.Fill(x.pcm)
+		default:
+			clear(x.pcm)
+		}
+		codec.Encode(x.payload, x.pcm)
+		body = x.payload
+		h = media.RTPHeader{Marker: x.marker, PayloadType: uint8(codec), Seq: x.seq, Timestamp: x.ts, SSRC: x.ssrc}
+		x.marker = false
+	}
+	n := media.MarshalRTP(x.pkt, h, body)
+	if _, err := s.conn.WriteToUDPAddrPort(x.pkt[:n], remote); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return false
+		}
+		s.log.Debug("rtp write failed", "to", remote, "err", err)
+	} else {
+		s.mu.Lock()
+		s.stats.Sent++
+		if isEvent {
+			s.stats.SentDTMF++
+		}
+		s.mu.Unlock()
+	}
+	x.seq++
+	x.ts += media.FrameSamples
+	return true
 }
 
 func (s *stream) recvLoop() {
