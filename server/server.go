@@ -16,6 +16,7 @@ import (
 
 	"ringside/server/api"
 	"ringside/server/events"
+	"ringside/server/metrics"
 	"ringside/server/room"
 	"ringside/server/sip"
 	"ringside/server/store"
@@ -56,13 +57,14 @@ func DefaultConfig() Config {
 
 // Server is a running ringside-media.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	store store.Store
-	sip   *sip.Server
-	api   *api.API
-	http  *http.Server
-	clock *room.Clock
+	cfg     Config
+	log     *slog.Logger
+	store   store.Store
+	sip     *sip.Server
+	api     *api.API
+	http    *http.Server
+	clock   *room.Clock
+	metrics *metrics.Metrics
 
 	SIPAddr  string // as bound
 	HTTPAddr string
@@ -93,7 +95,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	} else if n > 0 {
 		cfg.Logger.Warn("calls left open by an earlier crash marked interrupted", "calls", n)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, clock: room.NewClock(runtime.GOMAXPROCS(0))}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, clock: room.NewClock(2 * runtime.GOMAXPROCS(0))}
 	if err := s.start(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -124,10 +126,15 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("--sip-addr %s listens on every interface: add --public-ip with the address phones should send SIP and media to", cfg.SIPAddr)
 	}
 	bus := events.NewBus()
+	// Metrics ask the SIP server for a snapshot at scrape time; only the clock's tick lag
+	// and auth failures are counted as they happen.
+	s.metrics = metrics.New(func() sip.MediaStats { return s.sip.MediaStats() })
+	s.clock.OnTick = s.metrics.ObserveTick
 	s.sip, err = sip.New(sip.Config{
 		MediaIP: mediaIP, PublicIP: cfg.PublicIP, RTPMin: cfg.RTPMin, RTPMax: cfg.RTPMax,
 		TrunkAllow: cfg.TrunkAllow, TrunkURI: cfg.TrunkURI, DeadAfter: cfg.DeadAfter, Node: cfg.Node, DigestAlgorithms: cfg.DigestAlgorithms,
 		Store: s.store, Events: bus, Clock: s.clock, Logger: s.log.With("part", "sip"),
+		OnAuthFailure: s.metrics.AuthFailure,
 	})
 	if err != nil {
 		sipConn.Close()
@@ -145,7 +152,11 @@ func (s *Server) start(ctx context.Context) error {
 	s.SIPAddr = s.sip.Host()
 	s.HTTPAddr = httpLn.Addr().String()
 	s.api = api.New(api.Config{Store: s.store, Calls: s.sip, Events: bus, SIPHost: s.SIPAddr, Logger: s.log.With("part", "api")})
-	s.http = &http.Server{Handler: s.api, ReadHeaderTimeout: 10 * time.Second}
+	// /metrics (Prometheus, no token: it carries no user data) beside the API.
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle("/", s.api)
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.http.RegisterOnShutdown(s.api.Close)
 	s.wg.Add(2)
 	go func() {

@@ -64,20 +64,22 @@ func (c *Clock) Remove(r *Room) {
 // (never skipped): a skipped tick would be a gap in every stream.
 func (c *Clock) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, s := range c.shards {
+	start := time.Now()
+	for i, s := range c.shards {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.runShard(ctx, s)
+			// Shards tick at evenly spread phases, so their bursts of I/O take turns on
+			// the cores instead of all landing at once.
+			c.runShard(ctx, s, start.Add(media.FrameDuration+time.Duration(i)*media.FrameDuration/time.Duration(len(c.shards))))
 		}()
 	}
 	wg.Wait()
 }
 
-func (c *Clock) runShard(ctx context.Context, s *shard) {
-	timer := time.NewTimer(media.FrameDuration)
+func (c *Clock) runShard(ctx context.Context, s *shard, next time.Time) {
+	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
-	next := time.Now().Add(media.FrameDuration)
 	var rooms []*Room
 	for {
 		select {

@@ -63,6 +63,14 @@ type LevelWriter interface {
 	WriteFrameLevels(payload []byte, csrc []uint32, levels []uint8) error
 }
 
+// Receiver is a leg's inbound side when nothing else reads it: the room drains it at the
+// start of every tick, on the clock's goroutine, before taking the leg's frame from its
+// jitter buffer, so no goroutine waits per leg. Receive must not block. A FrameWriter that
+// is also a Receiver (the leg's RTP endpoint) is drained this way.
+type Receiver interface {
+	Receive()
+}
+
 // ErrFull is returned when a room already has the leg a role allows only once.
 var ErrFull = errors.New("room already has that leg")
 
@@ -74,6 +82,7 @@ type Leg struct {
 
 	out       FrameWriter
 	levelOut  LevelWriter // out, when it carries levels
+	in        Receiver    // out, when the room drains it
 	csrc      uint32      // names this leg as a contributing source
 	jitter    *media.JitterBuffer
 	mode      atomic.Value // Mode, supervisors only
@@ -85,6 +94,7 @@ type Leg struct {
 	rawLen int
 	has    bool
 	talks  bool
+	now    Mode // the leg's mode for this tick, read once
 	level  uint8
 	pcm    [media.FrameSamples]int16
 	enc    [media.FrameSamples]byte
@@ -94,6 +104,7 @@ type Leg struct {
 func NewLeg(id string, role Role, codec media.Codec, out FrameWriter, mode Mode) *Leg {
 	l := &Leg{ID: id, Role: role, Codec: codec, out: out, csrc: rand.Uint32(), jitter: media.NewJitterBuffer(media.DefaultJitterConfig())}
 	l.levelOut, _ = out.(LevelWriter)
+	l.in, _ = out.(Receiver)
 	if mode == "" {
 		mode = Listen
 	}
@@ -103,7 +114,7 @@ func NewLeg(id string, role Role, codec media.Codec, out FrameWriter, mode Mode)
 	return l
 }
 
-// Push hands the leg one inbound audio frame (from its socket reader).
+// Push hands the leg one inbound audio frame (from its socket's drain).
 func (l *Leg) Push(seq uint16, ts uint32, payload []byte) {
 	l.lastHeard.Store(time.Now().UnixNano())
 	l.jitter.Push(seq, ts, payload)
@@ -121,10 +132,15 @@ func (l *Leg) Mode() Mode { return l.mode.Load().(Mode) }
 // SetMode switches a supervisor leg; it takes effect at the next tick. When the leg
 // becomes audible to more people, audio it spoke under the old mode and still waiting in
 // its jitter buffer is dropped: what was said in listen (or whisper) must never be played
-// out to the agent (or the customer) after the switch.
+// out to the agent (or the customer) after the switch. That includes audio that has
+// arrived but still waits in the leg's socket for the next tick's drain: it is drained
+// here, then dropped with the rest.
 func (l *Leg) SetMode(m Mode) {
 	old := l.mode.Swap(m).(Mode)
 	if (m == Barge && old != Barge) || (m.Talks() && !old.Talks()) {
+		if l.in != nil {
+			l.in.Receive()
+		}
 		l.jitter.Reset()
 	}
 }
@@ -198,6 +214,9 @@ func (r *Room) Tick() {
 	var customer, agent *Leg
 	supervisors := 0
 	for _, l := range legs {
+		if l.in != nil {
+			l.in.Receive()
+		}
 		l.rawLen, l.has = l.jitter.Pop(l.raw[:])
 		switch l.Role {
 		case Customer:
@@ -245,7 +264,11 @@ func silence(to *Leg) {
 func (r *Room) mix(legs []*Leg) {
 	// Decode once. A supervisor in listen is never heard: its frame is dropped undecoded.
 	for _, l := range legs {
-		l.talks = l.has && l.rawLen == media.FrameSamples && (l.Role != Supervisor || l.Mode().Talks())
+		l.now = ""
+		if l.Role == Supervisor {
+			l.now = l.Mode()
+		}
+		l.talks = l.has && l.rawLen == media.FrameSamples && (l.Role != Supervisor || l.now.Talks())
 		l.level = media.SilentLevel
 		if l.talks {
 			l.Codec.Decode(l.pcm[:], l.raw[:l.rawLen])
@@ -265,7 +288,7 @@ func (r *Room) mix(legs []*Leg) {
 		var first *Leg
 		n := 0
 		for _, src := range legs {
-			if src == listener || !src.talks || !Hears(listener.Role, src.Role, src.Mode()) {
+			if src == listener || !src.talks || !Hears(listener.Role, src.Role, src.now) {
 				continue
 			}
 			if n == 0 {

@@ -261,3 +261,59 @@ func TestBufferedWhisperIsNotPlayedAfterBarge(t *testing.T) {
 		t.Fatalf("the customer heard buffered whisper after the switch to barge: %.1f dB", lv)
 	}
 }
+
+// inbox is a leg's endpoint as the room sees it: frames wait in it until the room drains
+// it (Receive), as they wait in the socket.
+type inbox struct {
+	tape
+	leg      *Leg
+	pending  int
+	receives int
+	seq      uint16
+}
+
+func (b *inbox) Receive() {
+	b.receives++
+	var frame [media.FrameSamples]byte
+	for ; b.pending > 0; b.pending-- {
+		b.leg.Push(b.seq, uint32(b.seq)*media.FrameSamples, frame[:])
+		b.seq++
+	}
+}
+
+// Every tick drains every leg's receiver before taking its frame; a supervisor becoming
+// audible drains its receiver too, and drops what was there with the rest of its buffer.
+func TestTickDrainsReceivers(t *testing.T) {
+	r := New("r")
+	var boxes []*inbox
+	for _, role := range []Role{Customer, Agent, Supervisor} {
+		b := &inbox{tape: tape{codec: media.PCMU}}
+		b.leg = NewLeg(role.String(), role, media.PCMU, b, Listen)
+		if err := r.Join(b.leg); err != nil {
+			t.Fatal(err)
+		}
+		boxes = append(boxes, b)
+	}
+	for range 3 {
+		for _, b := range boxes {
+			b.pending = 1
+		}
+		r.Tick()
+	}
+	for _, b := range boxes {
+		if b.receives != 3 || b.pending != 0 {
+			t.Fatalf("%s: %d drains, %d frames left; want 3 and 0", b.leg.ID, b.receives, b.pending)
+		}
+		if st := b.leg.JitterStats(); st.Pushed != 3 || st.Popped == 0 {
+			t.Fatalf("%s: frames drained before the pop: %+v", b.leg.ID, st)
+		}
+	}
+	sup := boxes[2]
+	sup.pending = 2 // spoken in listen, not yet drained
+	before := sup.leg.JitterStats()
+	sup.leg.SetMode(Whisper)
+	st := sup.leg.JitterStats()
+	if sup.pending != 0 || st.Pushed != before.Pushed+2 || st.Dropped < before.Dropped+2 {
+		t.Fatalf("switch to whisper: %d left in the socket, stats %+v (before %+v)", sup.pending, st, before)
+	}
+}

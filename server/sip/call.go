@@ -178,6 +178,7 @@ func (s *Server) newCall(direction string, agent store.User, customer calls.Cust
 		cancel()
 		return nil, err
 	}
+	s.callStarted(direction)
 	s.publish(events.CallStarted, c, nil)
 	c.log.Info("call started", "direction", direction, "agent", agent.Ext, "customer", customer.Number)
 	return c, nil
@@ -345,10 +346,12 @@ func (l *leg) release() {
 		l.client.Close()
 	}
 	close(l.gone)
+	l.call.srv.retire(l, m)
 }
 
-// startMedia configures the endpoint from the peer's SDP, makes the room leg and starts
-// reading RTP. The leg is not yet in the room.
+// startMedia configures the endpoint from the peer's SDP and makes the room leg. The leg is
+// not yet in the room; once it joins, the room's clock drains its RTP at every tick (no
+// goroutine per leg), until release takes it out and closes the endpoint.
 func (s *Server) startMedia(l *leg, peer media.SessionDesc, codec media.Codec, mode room.Mode) {
 	l.ep.Configure(peer.Addr, codec, peer.DTMFType)
 	m := room.NewLeg(l.id, l.role, codec, l.ep, mode)
@@ -358,11 +361,6 @@ func (s *Server) startMedia(l *leg, peer media.SessionDesc, codec media.Codec, m
 	l.codec, l.media = codec, m
 	l.call.mu.Unlock()
 	l.ep.Attach(m)
-	s.sessions.Add(1)
-	go func() {
-		defer s.sessions.Done()
-		l.ep.Run()
-	}()
 }
 
 // localSDP describes our endpoint of a leg.

@@ -46,6 +46,9 @@ type Config struct {
 	Events events.Publisher
 	Clock  *room.Clock
 	Logger *slog.Logger
+	// OnAuthFailure, when set, is told of each request refused for bad credentials or
+	// too many failed attempts (metrics); method is the SIP method.
+	OnAuthFailure func(method string)
 }
 
 // DefaultConfig is the configuration of a single box on loopback.
@@ -87,6 +90,7 @@ type Server struct {
 	legs     map[string]*leg    // by SIP dialog id, for in-dialog requests
 	monitors map[string]*leg    // supervisor legs by monitor id
 	agents   map[string][]*call // agent ext → its active calls
+	stats    stats              // for MediaStats
 
 	closing  atomic.Bool
 	handlers sync.WaitGroup // INVITE handlers in flight; Shutdown waits for them
@@ -181,6 +185,9 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 	})
 	s.srv.OnNoRoute(func(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
+		if refuseMalformed(req, tx) {
+			return
+		}
 		respond(tx, req, 405, "Method Not Allowed")
 	})
 
@@ -241,6 +248,9 @@ func (s *Server) guard(h func(*sipmsg.Request, sipmsg.ServerTransaction)) sipgo.
 				respond(tx, req, 500, "Server Internal Error")
 			}
 		}()
+		if refuseMalformed(req, tx) {
+			return
+		}
 		h(req, tx)
 	}
 }
@@ -303,6 +313,9 @@ func (s *Server) authenticate(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 	case errors.Is(err, digest.ErrStaleNonce):
 		s.challenge(req, tx, true)
 	default:
+		if !errors.Is(err, digest.ErrNoCredentials) {
+			s.authFailed(req)
+		}
 		s.challenge(req, tx, false)
 	}
 	return store.User{}, false
@@ -311,6 +324,7 @@ func (s *Server) authenticate(req *sipmsg.Request, tx sipmsg.ServerTransaction) 
 // refuseRateLimited answers 503 with Retry-After rather than 403: phones back off and try
 // again after a 503, while many stop registering for good after a 403.
 func (s *Server) refuseRateLimited(tx sipmsg.ServerTransaction, req *sipmsg.Request) {
+	s.authFailed(req)
 	s.log.Warn("authentication refused: too many failed attempts", "source", req.Source(), "user", digest.Username(headerValue(req, "Authorization")))
 	respond(tx, req, 503, "Service Unavailable: too many failed attempts, try again later", sipmsg.NewHeader("Retry-After", "60"))
 }

@@ -1,6 +1,11 @@
 // Package transport carries a leg's RTP: one UDP socket per leg, latched to the address
 // the peer signalled in SDP, feeding the room's jitter buffer and sending the room's frames
 // as one continuous stream.
+//
+// No goroutine waits on a leg's socket: the room's clock drains it (Receive) at the start
+// of every tick, in batches, and writes the tick's frame to it. At hundreds of legs a
+// goroutine per leg would cost a poller wake-up and a reschedule per packet, and compete
+// with the clock for the CPU.
 package transport
 
 import (
@@ -11,9 +16,21 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"ringside/media"
 )
+
+const (
+	rxBatchLen = 8    // datagrams per receive call
+	rxBufSize  = 1500 // per datagram; an RTP packet of 20 ms G.711 is 172 bytes
+	// rxMaxBatches bounds one drain (8 × 4 = 32 datagrams, against one or two a tick in
+	// normal flow), so a flood on one socket can't stall the clock for every other room;
+	// what's left waits for the next tick or overflows the socket buffer.
+	rxMaxBatches = 4
+)
+
+var batches = sync.Pool{New: func() any { return newBatch() }}
 
 // Sink takes what arrives on a leg. The room's Leg implements it.
 type Sink interface {
@@ -31,9 +48,14 @@ type Stats struct {
 
 // Endpoint is one leg's RTP socket.
 type Endpoint struct {
-	conn   *net.UDPConn
+	// io holds the socket against Close while a drain or a write uses it (a raw file
+	// descriptor closed mid-call could be reused by another leg's socket). It also makes
+	// drains exclusive, so the inbound state below needs no other lock.
+	io     sync.Mutex
+	sock   *sock // nil once closed
+	v6     bool  // the socket is IPv6 (dual-stack): peers are addressed in IPv6 form
 	local  netip.AddrPort
-	remote atomic.Pointer[netip.AddrPort]
+	remote atomic.Pointer[peer]
 	codec  atomic.Uint32 // media.Codec of the inbound and outbound audio
 	dtmfPT atomic.Uint32 // 0: none
 	levels atomic.Uint32 // RFC 8285 id of the RFC 6465 levels extension; 0: not negotiated
@@ -48,7 +70,7 @@ type Endpoint struct {
 	started bool
 	out     [12 + 4*15 + 4 + 16 + media.MaxFramePayload]byte
 
-	// The inbound audio stream, so frames are numbered by timestamp (reader goroutine only).
+	// The inbound audio stream, so frames are numbered by timestamp (drains only, under io).
 	inSSRC  uint32
 	inTS0   uint32
 	inKnown bool
@@ -58,6 +80,11 @@ type Endpoint struct {
 	lastEnded   bool
 
 	Stats Stats
+
+	// Digits waiting for the OnDTMF callback, delivered in order off the clock's goroutine.
+	dtmfMu   sync.Mutex
+	dtmfQ    []rune
+	dtmfBusy bool
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -105,13 +132,14 @@ func (p *Ports) Open() (*Endpoint, error) {
 }
 
 func listen(addr netip.AddrPort) (*Endpoint, error) {
-	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+	s, local, err := openSock(addr)
 	if err != nil {
 		return nil, fmt.Errorf("rtp listen %s: %w", addr, err)
 	}
 	e := &Endpoint{
-		conn:  conn,
-		local: conn.LocalAddr().(*net.UDPAddr).AddrPort(),
+		sock:  s,
+		v6:    s.v6,
+		local: local,
 		ssrc:  rand.Uint32(),
 		seq:   uint16(rand.Uint32()),
 		ts:    rand.Uint32(),
@@ -128,7 +156,7 @@ func (e *Endpoint) SSRC() uint32 { return e.ssrc }
 
 // Configure sets the peer's signalled address and payload types (offer/answer, re-INVITE).
 func (e *Endpoint) Configure(remote netip.AddrPort, codec media.Codec, dtmfPT uint8) {
-	e.remote.Store(&remote)
+	e.remote.Store(newPeer(remote, e.v6))
 	e.codec.Store(uint32(codec))
 	e.dtmfPT.Store(uint32(dtmfPT))
 }
@@ -142,7 +170,7 @@ func (e *Endpoint) LevelsID() uint8 { return uint8(e.levels.Load()) }
 // Remote is the latched peer address.
 func (e *Endpoint) Remote() netip.AddrPort {
 	if r := e.remote.Load(); r != nil {
-		return *r
+		return r.ap
 	}
 	return netip.AddrPort{}
 }
@@ -150,7 +178,8 @@ func (e *Endpoint) Remote() netip.AddrPort {
 // Attach sets where inbound audio goes.
 func (e *Endpoint) Attach(s Sink) { e.sink.Store(&s) }
 
-// OnDTMF is called once per RFC 4733 digit (at its end), from the reader goroutine.
+// OnDTMF is called once per RFC 4733 digit (at its end), in order, from a goroutine of its
+// own (never the clock's, so it may take locks).
 func (e *Endpoint) OnDTMF(f func(rune)) { e.onDTMF.Store(&f) }
 
 // WriteFrame sends one 20 ms frame as the next packet of our stream. Sequence numbers and
@@ -163,7 +192,7 @@ func (e *Endpoint) WriteFrame(payload []byte) error {
 // negotiated them (RFC 6465).
 func (e *Endpoint) WriteFrameLevels(payload []byte, csrc []uint32, levels []uint8) error {
 	r := e.remote.Load()
-	if r == nil || !r.IsValid() || r.Port() == 0 {
+	if r == nil || !r.ap.IsValid() || r.ap.Port() == 0 {
 		return nil
 	}
 	h := media.RTPHeader{
@@ -182,31 +211,60 @@ func (e *Endpoint) WriteFrameLevels(payload []byte, csrc []uint32, levels []uint
 	} else {
 		n = media.MarshalRTP(e.out[:], h, payload)
 	}
-	_, err := e.conn.WriteToUDPAddrPort(e.out[:n], *r)
+	e.io.Lock()
+	if e.sock == nil {
+		e.io.Unlock()
+		return net.ErrClosed
+	}
+	err := e.sock.sendTo(e.out[:n], r)
+	e.io.Unlock()
 	if err == nil {
 		e.Stats.Sent.Add(1)
 	}
 	return err
 }
 
-// Run reads packets until Close. Only packets from the signalled address are taken.
-func (e *Endpoint) Run() {
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := e.conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+// Receive takes everything queued on the socket, without waiting, into the sink: the
+// room's clock calls it for each leg at the start of every tick. Only packets from the
+// signalled address are taken.
+func (e *Endpoint) Receive() {
+	b := batches.Get().(*rxBatch)
+	e.io.Lock()
+	for range rxMaxBatches {
+		if e.sock == nil {
+			break
 		}
-		e.handle(buf[:n], from)
+		n := e.sock.recv(b)
+		for i := range n {
+			pkt, from := b.packet(i)
+			e.handle(pkt, from)
+		}
+		if n < rxBatchLen {
+			break
+		}
+	}
+	e.io.Unlock()
+	batches.Put(b)
+}
+
+// Run drains the endpoint every few milliseconds until Close, for an endpoint no room
+// ticks (tests, tools). A leg in a room must not also be Run: the room drains it.
+func (e *Endpoint) Run() {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.done:
+			return
+		case <-t.C:
+			e.Receive()
+		}
 	}
 }
 
 func (e *Endpoint) handle(pkt []byte, from netip.AddrPort) {
 	r := e.remote.Load()
-	if r == nil || from.Addr().Unmap() != r.Addr().Unmap() || from.Port() != r.Port() {
+	if r == nil || from.Addr().Unmap() != r.ap.Addr().Unmap() || from.Port() != r.ap.Port() {
 		e.Stats.Foreign.Add(1)
 		return
 	}
@@ -267,18 +325,51 @@ func (e *Endpoint) handleDTMF(h media.RTPHeader, payload []byte) {
 		return
 	}
 	e.lastEnded = true
-	if d, ok := media.DTMFDigit(ev.Event); ok {
+	if d, ok := media.DTMFDigit(ev.Event); ok && e.onDTMF.Load() != nil {
+		e.queueDTMF(d)
+	}
+}
+
+// queueDTMF hands a digit to the callback off the draining goroutine (the clock's, which
+// must not wait on the locks the callback takes). Digits are rare: a goroutine runs only
+// while some are pending, and delivers them in order.
+func (e *Endpoint) queueDTMF(d rune) {
+	e.dtmfMu.Lock()
+	e.dtmfQ = append(e.dtmfQ, d)
+	start := !e.dtmfBusy
+	e.dtmfBusy = true
+	e.dtmfMu.Unlock()
+	if start {
+		go e.deliverDTMF()
+	}
+}
+
+func (e *Endpoint) deliverDTMF() {
+	for {
+		e.dtmfMu.Lock()
+		if len(e.dtmfQ) == 0 {
+			e.dtmfBusy = false
+			e.dtmfMu.Unlock()
+			return
+		}
+		d := e.dtmfQ[0]
+		e.dtmfQ = e.dtmfQ[1:]
+		e.dtmfMu.Unlock()
 		if f := e.onDTMF.Load(); f != nil {
 			(*f)(d)
 		}
 	}
 }
 
-// Close releases the socket and stops Run.
+// Close releases the socket and stops Run. It waits for a drain or a write in progress,
+// after which no other call touches the socket.
 func (e *Endpoint) Close() error {
 	var err error
 	e.closeOnce.Do(func() {
-		err = e.conn.Close()
+		e.io.Lock()
+		err = e.sock.close()
+		e.sock = nil
+		e.io.Unlock()
 		close(e.done)
 	})
 	return err

@@ -180,3 +180,33 @@ func TestDTMFInterleavedWithAudioLeavesNoHoles(t *testing.T) {
 		}
 	}
 }
+
+// Without Run, Receive takes what is queued without waiting, at most a bounded amount
+// per call (a flood can't hold the clock), and after Close it and WriteFrame do nothing.
+func TestReceiveDrainsWithoutWaiting(t *testing.T) {
+	e := open(t)
+	peer := udp(t)
+	e.Configure(peer.LocalAddr().(*net.UDPAddr).AddrPort(), media.PCMU, 101)
+	s := &sink{}
+	e.Attach(s)
+	e.Receive() // nothing queued: returns at once
+	frame := make([]byte, 160)
+	const sent = rxBatchLen*rxMaxBatches + 3
+	for i := range sent {
+		send(t, peer, e.LocalAddr(), media.RTPHeader{Seq: uint16(i), Timestamp: uint32(160 * i), SSRC: 5}, frame)
+	}
+	// Loopback queues a datagram before sendto returns.
+	e.Receive()
+	if got := s.count(); got != rxBatchLen*rxMaxBatches {
+		t.Fatalf("first drain took %d packets, want %d", got, rxBatchLen*rxMaxBatches)
+	}
+	e.Receive()
+	if got := s.count(); got != sent {
+		t.Fatalf("after the second drain %d packets, want %d", got, sent)
+	}
+	e.Close()
+	e.Receive()
+	if err := e.WriteFrame(frame); err == nil {
+		t.Fatal("WriteFrame after Close succeeded")
+	}
+}

@@ -1,0 +1,202 @@
+//go:build linux
+
+package transport
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// On Linux a leg's socket stays out of Go's netpoller: nothing waits on it, so an arriving
+// packet wakes no thread. The room's clock drains it once per tick with recvmmsg
+// (MSG_DONTWAIT) and sends with one sendto per frame, both as raw system calls: neither
+// can block, and at a few microseconds each they are not worth handing the P off for.
+
+// mmsghdr is struct mmsghdr of <sys/socket.h>.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// rxSlot is one receive buffer of a batch.
+type rxSlot struct {
+	buf [rxBufSize]byte
+	sa  unix.RawSockaddrInet6 // large enough for either family
+	iov unix.Iovec
+}
+
+// rxBatch is the scratch of one drain; pooled, so legs don't each carry one.
+type rxBatch struct {
+	slot [rxBatchLen]rxSlot
+	hdr  [rxBatchLen]mmsghdr
+}
+
+func newBatch() *rxBatch {
+	b := &rxBatch{}
+	for i := range b.slot {
+		s := &b.slot[i]
+		s.iov.Base = &s.buf[0]
+		s.iov.SetLen(rxBufSize)
+		h := &b.hdr[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&s.sa))
+		h.Iov = &s.iov
+		h.SetIovlen(1)
+	}
+	return b
+}
+
+// packet i of the last recv and who sent it.
+func (b *rxBatch) packet(i int) ([]byte, netip.AddrPort) {
+	s := &b.slot[i]
+	n := min(int(b.hdr[i].len), rxBufSize)
+	port := uint16(s.sa.Port>>8) | uint16(s.sa.Port<<8) // network byte order
+	var ip netip.Addr
+	switch s.sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&s.sa))
+		ip = netip.AddrFrom4(sa4.Addr)
+	case unix.AF_INET6:
+		ip = netip.AddrFrom16(s.sa.Addr)
+	}
+	return s.buf[:n], netip.AddrPortFrom(ip, port)
+}
+
+// sock is one bound, non-blocking UDP socket.
+type sock struct {
+	fd int
+	v6 bool
+}
+
+// openSock binds addr. A specific IPv4 address gets an IPv4 socket; the unspecified
+// address (either family) or an IPv6 one a dual-stack IPv6 socket, as net.ListenUDP does.
+func openSock(addr netip.AddrPort) (*sock, netip.AddrPort, error) {
+	ip := addr.Addr().Unmap()
+	v6 := !ip.Is4() || ip.IsUnspecified()
+	family := unix.AF_INET
+	if v6 {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, netip.AddrPort{}, fmt.Errorf("rtp socket: %w", err)
+	}
+	fail := func(err error) (*sock, netip.AddrPort, error) {
+		unix.Close(fd)
+		return nil, netip.AddrPort{}, fmt.Errorf("rtp listen %s: %w", addr, err)
+	}
+	var sa unix.Sockaddr
+	if v6 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+			return fail(err)
+		}
+		sa6 := &unix.SockaddrInet6{Port: int(addr.Port())}
+		if !ip.IsUnspecified() {
+			sa6.Addr = ip.As16()
+			sa6.ZoneId = zoneID(ip.Zone())
+		}
+		sa = sa6
+	} else {
+		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: ip.As4()}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail(err)
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		return fail(err)
+	}
+	var local netip.AddrPort
+	switch a := got.(type) {
+	case *unix.SockaddrInet4:
+		local = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		l := netip.AddrFrom16(a.Addr)
+		if ip.Is4() && !ip.IsUnspecified() {
+			l = l.Unmap()
+		}
+		local = netip.AddrPortFrom(l, uint16(a.Port))
+	}
+	return &sock{fd: fd, v6: v6}, local, nil
+}
+
+func zoneID(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	return 0
+}
+
+// peer is a destination, its socket address prepared once per Configure.
+type peer struct {
+	ap  netip.AddrPort
+	sa  unix.RawSockaddrInet6 // or a RawSockaddrInet4 in its first bytes
+	len uint32
+}
+
+func newPeer(ap netip.AddrPort, v6 bool) *peer {
+	p := &peer{ap: ap}
+	port := ap.Port()
+	nport := port>>8 | port<<8
+	if !v6 {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&p.sa))
+		sa4.Family = unix.AF_INET
+		sa4.Port = nport
+		sa4.Addr = ap.Addr().Unmap().As4()
+		p.len = unix.SizeofSockaddrInet4
+		return p
+	}
+	p.sa.Family = unix.AF_INET6
+	p.sa.Port = nport
+	p.sa.Addr = ap.Addr().As16() // an IPv4 peer as ::ffff:a.b.c.d
+	p.sa.Scope_id = zoneID(ap.Addr().Zone())
+	p.len = unix.SizeofSockaddrInet6
+	return p
+}
+
+// recv reads up to one batch without waiting; 0 when nothing is queued.
+func (s *sock) recv(b *rxBatch) int {
+	for i := range b.hdr {
+		h := &b.hdr[i]
+		h.hdr.Namelen = unix.SizeofSockaddrInet6
+		h.hdr.Flags = 0
+		h.len = 0
+	}
+	for {
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&b.hdr[0])), rxBatchLen, unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			return int(n)
+		case unix.EINTR:
+			continue
+		}
+		// EAGAIN: nothing queued. Anything else (a pending ICMP error) is dropped with
+		// the call; the next drain reads on.
+		return 0
+	}
+}
+
+// sendTo sends one datagram without waiting: a full send buffer drops the frame rather
+// than stall the clock.
+func (s *sock) sendTo(pkt []byte, p *peer) error {
+	for {
+		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&pkt[0])), uintptr(len(pkt)),
+			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&p.sa)), uintptr(p.len))
+		switch errno {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return errno
+	}
+}
+
+func (s *sock) close() error { return unix.Close(s.fd) }

@@ -1,0 +1,86 @@
+//go:build !linux
+
+package transport
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+)
+
+// Elsewhere than Linux (development machines) a reader goroutine per socket queues what
+// arrives and the clock's drain takes it from the queue: the same behaviour, without the
+// batching that makes the Linux build cheap.
+
+type datagram struct {
+	buf  []byte
+	from netip.AddrPort
+}
+
+type rxBatch struct {
+	pkt [rxBatchLen]datagram
+}
+
+func newBatch() *rxBatch { return &rxBatch{} }
+
+func (b *rxBatch) packet(i int) ([]byte, netip.AddrPort) { return b.pkt[i].buf, b.pkt[i].from }
+
+type sock struct {
+	v6   bool // unused here
+	conn *net.UDPConn
+	in   chan datagram
+}
+
+func openSock(addr netip.AddrPort) (*sock, netip.AddrPort, error) {
+	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	s := &sock{conn: conn, in: make(chan datagram, 64)}
+	go func() {
+		for {
+			buf := make([]byte, rxBufSize)
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					close(s.in)
+					return
+				}
+				continue
+			}
+			select {
+			case s.in <- datagram{buf[:n], from}:
+			default: // the clock is behind: drop, as a full socket buffer would
+			}
+		}
+	}()
+	return s, conn.LocalAddr().(*net.UDPAddr).AddrPort(), nil
+}
+
+type peer struct {
+	ap netip.AddrPort
+}
+
+func newPeer(ap netip.AddrPort, v6 bool) *peer { return &peer{ap: ap} }
+
+func (s *sock) recv(b *rxBatch) int {
+	for i := range b.pkt {
+		select {
+		case d, ok := <-s.in:
+			if !ok {
+				return i
+			}
+			b.pkt[i] = d
+		default:
+			return i
+		}
+	}
+	return len(b.pkt)
+}
+
+func (s *sock) sendTo(pkt []byte, p *peer) error {
+	_, err := s.conn.WriteToUDPAddrPort(pkt, p.ap)
+	return err
+}
+
+func (s *sock) close() error { return s.conn.Close() }
