@@ -263,6 +263,11 @@ func silence(to *Leg) {
 // encodes once per listener.
 func (r *Room) mix(legs []*Leg) {
 	// Decode once. A supervisor in listen is never heard: its frame is dropped undecoded.
+	// Levels cost a square root and a logarithm per source: only when a supervisor shows them.
+	wantLevels := false
+	for _, l := range legs {
+		wantLevels = wantLevels || (l.Role == Supervisor && l.levelOut != nil)
+	}
 	for _, l := range legs {
 		l.now = ""
 		if l.Role == Supervisor {
@@ -275,7 +280,7 @@ func (r *Room) mix(legs []*Leg) {
 		}
 		switch l.Role {
 		case Customer, Agent:
-			if l.talks {
+			if l.talks && wantLevels {
 				l.level = media.AudioLevel(l.pcm[:])
 			}
 			r.csrc[l.Role], r.levels[l.Role] = l.csrc, l.level
