@@ -100,9 +100,13 @@ type Leg struct {
 	enc    [media.FrameSamples]byte
 }
 
+// legJitter starts every inbound leg at one frame of buffering (20 ms added latency) and
+// lets it grow, one frame at a time up to 80 ms, only on a link that proves jittery.
+var legJitter = media.JitterConfig{Depth: 1, MaxDepth: 4, Capacity: 16}
+
 // NewLeg makes a leg; mode matters for supervisors only.
 func NewLeg(id string, role Role, codec media.Codec, out FrameWriter, mode Mode) *Leg {
-	l := &Leg{ID: id, Role: role, Codec: codec, out: out, csrc: rand.Uint32(), jitter: media.NewJitterBuffer(media.DefaultJitterConfig())}
+	l := &Leg{ID: id, Role: role, Codec: codec, out: out, csrc: rand.Uint32(), jitter: media.NewJitterBuffer(legJitter)}
 	l.levelOut, _ = out.(LevelWriter)
 	l.in, _ = out.(Receiver)
 	if mode == "" {
