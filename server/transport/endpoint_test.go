@@ -210,3 +210,41 @@ func TestReceiveDrainsWithoutWaiting(t *testing.T) {
 		t.Fatal("WriteFrame after Close succeeded")
 	}
 }
+
+// Packets phones really send (padding, header extensions, CSRCs) are taken with their
+// payload exact; truncated and oversized ones are dropped and counted, and the leg goes on.
+func TestOddPacketsAreHandled(t *testing.T) {
+	e := open(t)
+	peer := udp(t)
+	e.Configure(peer.LocalAddr().(*net.UDPAddr).AddrPort(), media.PCMU, 101)
+	s := &sink{}
+	e.Attach(s)
+	payload := make([]byte, 160)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	// Version 2, padding, extension, one CSRC; a one-word extension; 3 bytes of padding.
+	hdr := []byte{0xB1, 0x00, 0x00, 0x01, 0, 0, 0, 160, 0, 0, 0, 9, 0, 0, 0, 7, 0xBE, 0xDE, 0x00, 0x01, 0x10, 0xAA, 0, 0}
+	pkt := append(append(append([]byte{}, hdr...), payload...), 0, 0, 3)
+	raw := func(b []byte) {
+		if _, err := peer.WriteToUDPAddrPort(b, e.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw(pkt)
+	raw(pkt[:14])                                       // truncated inside the CSRC list
+	raw(append(pkt[:len(pkt)-3:len(pkt)-3], 0, 0, 200)) // padding longer than the packet
+	big := make([]byte, 1400)
+	n := media.MarshalRTP(big, media.RTPHeader{Seq: 2, Timestamp: 320, SSRC: 9}, make([]byte, 1200))
+	raw(big[:n]) // oversized: a whole frame the jitter buffer can't hold; taken, then dropped there
+	send(t, peer, e.LocalAddr(), media.RTPHeader{Seq: 3, Timestamp: 480, SSRC: 9}, payload)
+	waitUntil(t, func() bool { e.Receive(); return s.count() >= 3 && e.Stats.Malformed.Load() == 2 })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if string(s.frames[0]) != string(payload) {
+		t.Fatalf("padded, extended packet: payload %d bytes, want the 160 sent", len(s.frames[0]))
+	}
+	if len(s.frames[2]) != 160 {
+		t.Fatalf("the leg did not go on after bad packets: %d", len(s.frames[2]))
+	}
+}
