@@ -325,3 +325,35 @@ func TestLongHoldIsNotADeadLeg(t *testing.T) {
 	lv := levels(t, customer, agent)
 	expect(t, "customer after resume", lv[0], agentHz)
 }
+
+// TestDigitsAreRelayedBetweenCustomerAndAgent: what one side keys in (RFC 4733 or SIP
+// INFO) reaches the other as RFC 4733, as an IVR or an account-number prompt needs.
+func TestDigitsAreRelayedBetweenCustomerAndAgent(t *testing.T) {
+	r := newRig(t)
+	alice := r.phone("1001", "alice-pw", agentHz, true)
+	customer, agent := r.call(alice, "1001")
+	got := func(c *simphone.Call, who string, want rune) {
+		t.Helper()
+		select {
+		case d := <-c.DTMF():
+			if d != want {
+				t.Fatalf("%s got digit %q, want %q", who, d, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s never got digit %q", who, want)
+		}
+	}
+	for _, d := range "15#" {
+		if err := customer.SendDTMF(d); err != nil {
+			t.Fatal(err)
+		}
+		got(agent, "agent", d)
+	}
+	if err := agent.SendInfoDTMF(ctx(t, 5*time.Second), '7'); err != nil {
+		t.Fatal(err)
+	}
+	got(customer, "customer", '7')
+	lv := levels(t, customer, agent) // audio carries on after the digits
+	expect(t, "customer", lv[0], agentHz)
+	expect(t, "agent", lv[1], customerHz)
+}

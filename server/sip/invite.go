@@ -223,6 +223,8 @@ func (s *Server) bridge(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer 
 	}
 	s.startMedia(callee, answer, answer.Codecs[0], "")
 	s.startMedia(caller, offer, codec, "")
+	s.relayDigits(caller)
+	s.relayDigits(callee)
 	c.mu.Lock()
 	callee.client, callee.dialog = dc, dc.ID
 	c.mu.Unlock()
@@ -540,10 +542,12 @@ func (s *Server) onInfo(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 		return
 	}
 	respond(tx, req, 200, "OK")
-	if l.role == room.Supervisor {
-		if m, ok := room.ModeForDigit(d); ok {
-			s.setMode(l, m)
-		}
+	if l.role != room.Supervisor {
+		s.relayDTMF(l, d)
+		return
+	}
+	if m, ok := room.ModeForDigit(d); ok {
+		s.setMode(l, m)
 	}
 }
 
@@ -731,4 +735,25 @@ func (s *Server) endMonitor(l *leg, reason string) {
 	}
 	s.publish(events.MonitorEnded, c, m)
 	c.log.Info("monitor ended", "supervisor", m.User, "reason", reason)
+}
+
+// relayDigits passes the digits a customer or agent presses (an IVR, an account number) on
+// to the other side, as RFC 4733 events on our stream to it.
+func (s *Server) relayDigits(l *leg) {
+	l.ep.OnDTMF(func(d rune) { s.relayDTMF(l, d) })
+}
+
+func (s *Server) relayDTMF(from *leg, d rune) {
+	c := from.call
+	c.mu.Lock()
+	to := c.agent
+	if from == c.agent {
+		to = c.customer
+	} else if from != c.customer {
+		to = nil
+	}
+	c.mu.Unlock()
+	if to != nil && to.ep != nil && !to.ep.SendDTMF(d) {
+		c.log.Debug("digit not relayed: the other side did not negotiate telephone-event", "digit", string(d))
+	}
 }

@@ -137,6 +137,7 @@ func (s *Server) transfer(c *call, old *leg, target string) (int, string) {
 	nl.client, nl.dialog = dc, dc.ID
 	nl.answered.Store(true)
 	s.startMedia(nl, answer, answer.Codecs[0], "")
+	s.relayDigits(nl)
 
 	c.mu.Lock()
 	if c.snap.State == calls.StateEnded {

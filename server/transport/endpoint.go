@@ -69,6 +69,10 @@ type Endpoint struct {
 	ts      uint32
 	started bool
 	out     [12 + 4*15 + 4 + 16 + media.MaxFramePayload]byte
+	event   outEvent // a relayed digit being sent in place of audio
+
+	// Digits to send (RFC 4733), taken by WriteFrame.
+	sendQ chan uint8
 
 	// The inbound audio stream, so frames are numbered by timestamp (drains only, under io).
 	inSSRC  uint32
@@ -88,6 +92,65 @@ type Endpoint struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+}
+
+// outEvent is the state of one RFC 4733 event on our outgoing stream.
+type outEvent struct {
+	active bool
+	code   uint8
+	ts     uint32 // the event's timestamp: where it began
+	n      int    // packets sent so far
+	gap    int    // frames of audio to send before the next digit
+}
+
+// Event timing: 8 frames (160 ms) of tone, the end packet three times (RFC 4733 §2.5.1.4),
+// then 2 frames of audio between digits.
+const (
+	eventFrames    = 8
+	eventEndCopies = 3
+	eventGap       = 2
+)
+
+// SendDTMF queues a digit to go out as RFC 4733 events in place of audio, when the peer
+// negotiated telephone-event. It reports false when the digit can't be sent.
+func (e *Endpoint) SendDTMF(d rune) bool {
+	code, ok := media.DTMFEventCode(d)
+	if !ok || e.dtmfPT.Load() == 0 {
+		return false
+	}
+	select {
+	case e.sendQ <- code:
+		return true
+	default:
+		return false
+	}
+}
+
+// nextEvent builds the next telephone-event payload into dst when a digit is being sent,
+// and reports whether it did (and with the marker for the event's first packet).
+func (e *Endpoint) nextEvent(dst []byte) (n int, ts uint32, marker, ok bool) {
+	ev := &e.event
+	if !ev.active {
+		if ev.gap > 0 {
+			ev.gap--
+			return 0, 0, false, false
+		}
+		select {
+		case code := <-e.sendQ:
+			*ev = outEvent{active: true, code: code, ts: e.ts}
+		default:
+			return 0, 0, false, false
+		}
+	}
+	d := media.DTMFEvent{Event: ev.code, Volume: 10, Duration: uint16(min(ev.n+1, eventFrames) * media.FrameSamples)}
+	d.End = ev.n >= eventFrames-1
+	marker = ev.n == 0
+	ev.n++
+	ts = ev.ts
+	if ev.n >= eventFrames-1+eventEndCopies {
+		*ev = outEvent{gap: eventGap}
+	}
+	return d.Marshal(dst), ts, marker, true
 }
 
 // ErrNoPorts means the configured RTP port range is used up.
@@ -144,6 +207,7 @@ func listen(addr netip.AddrPort) (*Endpoint, error) {
 		seq:   uint16(rand.Uint32()),
 		ts:    rand.Uint32(),
 		done:  make(chan struct{}),
+		sendQ: make(chan uint8, 16),
 	}
 	return e, nil
 }
@@ -201,6 +265,11 @@ func (e *Endpoint) WriteFrameLevels(payload []byte, csrc []uint32, levels []uint
 		Seq:         e.seq,
 		Timestamp:   e.ts,
 		SSRC:        e.ssrc,
+	}
+	var ev [4]byte
+	if n, ts, marker, ok := e.nextEvent(ev[:]); ok {
+		// A relayed digit replaces this frame's audio, on the same sequence and clock.
+		h.PayloadType, h.Timestamp, h.Marker, payload, csrc = uint8(e.dtmfPT.Load()), ts, marker, ev[:n], nil
 	}
 	e.started = true
 	e.seq++
