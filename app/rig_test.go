@@ -2,17 +2,14 @@ package app
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"ringside/media"
-	"ringside/server"
+	"ringside/server/servertest"
 	"ringside/server/simphone"
-	"ringside/server/store"
 )
 
 func TestMain(m *testing.M) {
@@ -36,78 +33,27 @@ const (
 	heardDB = -25
 )
 
-func testLogger() *slog.Logger {
-	if os.Getenv("RINGSIDE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
 // rig is a real ringside-media running in-process on loopback, with users.
 type rig struct {
 	t   *testing.T
-	cfg server.Config
-	srv *server.Server
+	srv *servertest.Server
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.SIPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.RTPMin, cfg.RTPMax = 0, 0
-	cfg.Node = "test"
-	cfg.PasswordIterations = 1000
-	cfg.Logger = testLogger()
-	r := &rig{t: t, cfg: cfg}
-	r.start()
-	for _, u := range []store.NewUser{
-		{Name: "alice", Ext: "1001", Password: "alice-pw", Role: store.RoleAgent, Teams: []string{"red"}},
-		{Name: "bob", Ext: "1002", Password: "bob-pw", Role: store.RoleAgent, Teams: []string{"red"}},
-		{Name: "sam", Ext: "2001", Password: "sam-pw", Role: store.RoleSupervisor, Teams: []string{"red"}},
-		{Name: "ada", Ext: "3001", Password: "ada-pw", Role: store.RoleAdmin},
-	} {
-		if _, err := r.srv.Store().AddUser(context.Background(), u); err != nil {
-			t.Fatalf("add user %s: %v", u.Name, err)
-		}
-	}
+	r := &rig{t: t, srv: servertest.Start(t)}
+	r.srv.AddUsers(servertest.Users...)
 	return r
-}
-
-func (r *rig) start() {
-	r.t.Helper()
-	srv, err := server.Start(context.Background(), r.cfg)
-	if err != nil {
-		r.t.Fatalf("start server: %v", err)
-	}
-	r.srv = srv
-	r.t.Cleanup(func() {
-		if r.srv == srv {
-			r.stop()
-		}
-	})
 }
 
 // restart stops the server and starts it again on the same HTTP address and data. SIP
 // gets a new port: the server does not release its SIP socket on Stop.
 func (r *rig) restart() {
 	r.t.Helper()
-	r.cfg.HTTPAddr = r.srv.HTTPAddr
-	r.stop()
-	r.start()
+	r.srv.Config.HTTPAddr = r.srv.HTTPAddr
+	r.srv.Stop()
+	r.srv.Start()
 }
-
-func (r *rig) stop() {
-	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := r.srv.Stop(ctx); err != nil {
-		r.t.Errorf("stop server: %v", err)
-	}
-	r.srv = nil
-}
-
-func (r *rig) url() string { return "http://" + r.srv.HTTPAddr }
 
 func tctx(t *testing.T, d time.Duration) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), d)
@@ -124,7 +70,7 @@ func (r *rig) login(user, password string, hz float64) (*Session, *ToneAudioDevi
 func (r *rig) loginCheck(user, password string, hz float64, checkClose bool) (*Session, *ToneAudioDevice) {
 	r.t.Helper()
 	dev := ToneAudio(hz).(*ToneAudioDevice)
-	s, err := Login(tctx(r.t, 10*time.Second), Account{ServerURL: r.url(), User: user, Password: password}, Options{Audio: dev, Logger: testLogger()})
+	s, err := Login(tctx(r.t, 10*time.Second), Account{ServerURL: r.srv.URL(), User: user, Password: password}, Options{Audio: dev, Logger: servertest.Logger()})
 	if err != nil {
 		r.t.Fatalf("login %s: %v", user, err)
 	}
@@ -139,7 +85,7 @@ func (r *rig) loginCheck(user, password string, hz float64, checkClose bool) (*S
 // customer is a simulated phone that calls in from the trunk.
 func (r *rig) customer() *simphone.Phone {
 	r.t.Helper()
-	p, err := simphone.New(tctx(r.t, 5*time.Second), simphone.Config{Server: r.srv.SIPAddr, Ext: "15550100", ToneHz: customerHz, Logger: testLogger()})
+	p, err := simphone.New(tctx(r.t, 5*time.Second), simphone.Config{Server: r.srv.SIPAddr, Ext: "15550100", ToneHz: customerHz, Logger: servertest.Logger()})
 	if err != nil {
 		r.t.Fatalf("customer phone: %v", err)
 	}

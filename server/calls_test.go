@@ -268,7 +268,7 @@ func TestShutdownWhileRinging(t *testing.T) {
 	go func() { _, err := cust.Dial(ctx(t, 20*time.Second), "sip:1001@"+r.srv.SIPAddr); dialErr <- err }()
 	ringing := <-alice.Incoming()
 	start := time.Now()
-	r.stop()
+	r.srv.Stop()
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("shutdown took %v with a ringing call", d)
 	}

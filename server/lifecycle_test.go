@@ -173,8 +173,8 @@ func TestHistorySurvivesRestart(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the supervisor got no BYE when the call ended")
 	}
-	r.stop()
-	r.start()
+	r.srv.Stop()
+	r.srv.Start()
 	hist := history(t, r)
 	if len(hist) != 1 {
 		t.Fatalf("history after restart has %d calls", len(hist))
@@ -214,7 +214,7 @@ func childServe(dir string) {
 func TestKilledServersCallIsInterruptedAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	seed := newRig(t, func(c *server.Config) { c.DataDir = dir })
-	seed.stop()
+	seed.srv.Stop()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "RINGSIDE_CHILD_DATA="+dir)

@@ -13,7 +13,7 @@ import (
 // scrape reads /metrics (no token) into "name{labels}" → value.
 func (r *rig) scrape() map[string]float64 {
 	r.t.Helper()
-	res, err := http.Get(r.base + "/metrics")
+	res, err := http.Get(r.srv.URL() + "/metrics")
 	if err != nil {
 		r.t.Fatalf("GET /metrics: %v", err)
 	}

@@ -6,9 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 
 	"ringside/media"
 	"ringside/server"
+	"ringside/server/servertest"
 	"ringside/server/simphone"
 	"ringside/server/store"
 )
@@ -36,74 +35,26 @@ const heardDB = -25
 
 // rig is a ringside-media running in-process on loopback with demo users.
 type rig struct {
-	t    *testing.T
-	srv  *server.Server
-	cfg  server.Config
-	base string
+	t   *testing.T
+	srv *servertest.Server
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("RINGSIDE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
+// users are servertest's demo users but with bob in team blue, and two more supervisors:
+// sue in red and tom in blue.
+var users = []store.NewUser{
+	{Name: "alice", Ext: "1001", Password: "alice-pw", Role: store.RoleAgent, Teams: []string{"red"}},
+	{Name: "bob", Ext: "1002", Password: "bob-pw", Role: store.RoleAgent, Teams: []string{"blue"}},
+	{Name: "sam", Ext: "2001", Password: "sam-pw", Role: store.RoleSupervisor, Teams: []string{"red"}},
+	{Name: "sue", Ext: "2002", Password: "sue-pw", Role: store.RoleSupervisor, Teams: []string{"red"}},
+	{Name: "tom", Ext: "2003", Password: "tom-pw", Role: store.RoleSupervisor, Teams: []string{"blue"}},
+	{Name: "ada", Ext: "3001", Password: "ada-pw", Role: store.RoleAdmin},
 }
 
 func newRig(t *testing.T, mod ...func(*server.Config)) *rig {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.SIPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.RTPMin, cfg.RTPMax = 0, 0
-	cfg.Node = "test"
-	cfg.PasswordIterations = 1000
-	cfg.Logger = testLogger(t)
-	for _, m := range mod {
-		m(&cfg)
-	}
-	r := &rig{t: t, cfg: cfg}
-	r.start()
-	users := []store.NewUser{
-		{Name: "alice", Ext: "1001", Password: "alice-pw", Role: store.RoleAgent, Teams: []string{"red"}},
-		{Name: "bob", Ext: "1002", Password: "bob-pw", Role: store.RoleAgent, Teams: []string{"blue"}},
-		{Name: "sam", Ext: "2001", Password: "sam-pw", Role: store.RoleSupervisor, Teams: []string{"red"}},
-		{Name: "sue", Ext: "2002", Password: "sue-pw", Role: store.RoleSupervisor, Teams: []string{"red"}},
-		{Name: "tom", Ext: "2003", Password: "tom-pw", Role: store.RoleSupervisor, Teams: []string{"blue"}},
-		{Name: "ada", Ext: "3001", Password: "ada-pw", Role: store.RoleAdmin},
-	}
-	for _, u := range users {
-		if _, err := r.srv.Store().AddUser(context.Background(), u); err != nil && !strings.Contains(err.Error(), "taken") && err != store.ErrExists {
-			if _, err2 := r.srv.Store().User(context.Background(), u.Name); err2 != nil {
-				t.Fatalf("add user %s: %v", u.Name, err)
-			}
-		}
-	}
+	r := &rig{t: t, srv: servertest.Start(t, mod...)}
+	r.srv.AddUsers(users...)
 	return r
-}
-
-func (r *rig) start() {
-	r.t.Helper()
-	srv, err := server.Start(context.Background(), r.cfg)
-	if err != nil {
-		r.t.Fatalf("start server: %v", err)
-	}
-	r.srv = srv
-	r.base = "http://" + srv.HTTPAddr
-	r.t.Cleanup(func() {
-		if r.srv == srv {
-			r.stop()
-		}
-	})
-}
-
-func (r *rig) stop() {
-	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := r.srv.Stop(ctx); err != nil {
-		r.t.Errorf("stop server: %v", err)
-	}
-	r.srv = nil
 }
 
 func ctx(t *testing.T, d time.Duration) context.Context {
@@ -116,7 +67,7 @@ func ctx(t *testing.T, d time.Duration) context.Context {
 func (r *rig) phone(ext, password string, tone float64, agent bool) *simphone.Phone {
 	r.t.Helper()
 	p, err := simphone.New(ctx(r.t, 10*time.Second), simphone.Config{
-		Server: r.srv.SIPAddr, Ext: ext, Password: password, ToneHz: tone, AutoAnswer: agent, Logger: testLogger(r.t),
+		Server: r.srv.SIPAddr, Ext: ext, Password: password, ToneHz: tone, AutoAnswer: agent, Logger: servertest.Logger(),
 	})
 	if err != nil {
 		r.t.Fatalf("phone %s: %v", ext, err)
@@ -230,7 +181,7 @@ func (r *rig) do(method, path, token string, body, out any) int {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, r.base+path, rd)
+	req, _ := http.NewRequest(method, r.srv.URL()+path, rd)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -261,7 +212,7 @@ type sse struct {
 func (r *rig) events(token string) *eventStream {
 	r.t.Helper()
 	c, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(c, "GET", r.base+"/api/events", nil)
+	req, _ := http.NewRequestWithContext(c, "GET", r.srv.URL()+"/api/events", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil || res.StatusCode != 200 {

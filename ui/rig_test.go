@@ -2,8 +2,6 @@ package ui
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -15,9 +13,8 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"ringside/app"
-	"ringside/server"
+	"ringside/server/servertest"
 	"ringside/server/simphone"
-	"ringside/server/store"
 )
 
 // Distinct tones per party, as in the server's tests.
@@ -26,13 +23,6 @@ const (
 	agentHz      = 1000
 	supervisorHz = 2300
 )
-
-func testLogger() *slog.Logger {
-	if os.Getenv("RINGSIDE_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
 
 func tctx(t *testing.T, d time.Duration) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), d)
@@ -43,48 +33,22 @@ func tctx(t *testing.T, d time.Duration) context.Context {
 // rig is a ringside-media in-process on loopback with the demo's users.
 type rig struct {
 	t    *testing.T
-	srv  *server.Server
+	srv  *servertest.Server
 	base string
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.SIPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.RTPMin, cfg.RTPMax = 0, 0
-	cfg.Node = "test"
-	cfg.PasswordIterations = 1000
-	cfg.Logger = testLogger()
-	srv, err := server.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := srv.Stop(ctx); err != nil {
-			t.Errorf("stop server: %v", err)
-		}
-	})
-	for _, u := range []store.NewUser{
-		{Name: "alice", Ext: "1001", Password: "alice-pw", Role: store.RoleAgent, Teams: []string{"red"}},
-		{Name: "bob", Ext: "1002", Password: "bob-pw", Role: store.RoleAgent, Teams: []string{"red"}},
-		{Name: "sam", Ext: "2001", Password: "sam-pw", Role: store.RoleSupervisor, Teams: []string{"red"}},
-		{Name: "ada", Ext: "3001", Password: "ada-pw", Role: store.RoleAdmin},
-	} {
-		if _, err := srv.Store().AddUser(context.Background(), u); err != nil {
-			t.Fatalf("add user %s: %v", u.Name, err)
-		}
-	}
-	return &rig{t: t, srv: srv, base: "http://" + srv.HTTPAddr}
+	srv := servertest.Start(t)
+	srv.AddUsers(servertest.Users...)
+	return &rig{t: t, srv: srv, base: srv.URL()}
 }
 
 // phone is a simulated SIP phone; agents register and answer by themselves.
 func (r *rig) phone(ext, password string, tone float64, agent bool) *simphone.Phone {
 	r.t.Helper()
 	p, err := simphone.New(tctx(r.t, 10*time.Second), simphone.Config{
-		Server: r.srv.SIPAddr, Ext: ext, Password: password, ToneHz: tone, AutoAnswer: agent, Logger: testLogger(),
+		Server: r.srv.SIPAddr, Ext: ext, Password: password, ToneHz: tone, AutoAnswer: agent, Logger: servertest.Logger(),
 	})
 	if err != nil {
 		r.t.Fatalf("phone %s: %v", ext, err)
@@ -113,7 +77,7 @@ func (r *rig) customerCalls(number, ext string) *simphone.Call {
 func (r *rig) login(user, password string, tone float64) *app.Session {
 	r.t.Helper()
 	s, err := app.Login(tctx(r.t, 20*time.Second), app.Account{ServerURL: r.base, User: user, Password: password},
-		app.Options{Audio: app.ToneAudio(tone), Logger: testLogger()})
+		app.Options{Audio: app.ToneAudio(tone), Logger: servertest.Logger()})
 	if err != nil {
 		r.t.Fatalf("login %s: %v", user, err)
 	}
@@ -197,7 +161,7 @@ func (h *harness) post(f func()) {
 
 // open shows the main window for s.
 func (h *harness) open(s *app.Session) *UI {
-	u := New(h.a, Options{Do: h.post, Tick: 50 * time.Millisecond, Logger: testLogger()})
+	u := New(h.a, Options{Do: h.post, Tick: 50 * time.Millisecond, Logger: servertest.Logger()})
 	h.t.Cleanup(u.Close)
 	h.do(func() { u.Open(s) })
 	return u

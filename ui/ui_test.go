@@ -8,6 +8,7 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"ringside/app"
+	"ringside/server/servertest"
 )
 
 var (
@@ -328,7 +329,7 @@ func TestLoginOpensMainWindow(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	r := newRig(t)
 	h := newHarness(t)
-	u := New(h.a, Options{Do: h.post, Tick: 50 * time.Millisecond, Logger: testLogger(),
+	u := New(h.a, Options{Do: h.post, Tick: 50 * time.Millisecond, Logger: servertest.Logger(),
 		Audio: func() app.AudioDevice { return app.NullAudio() }})
 	t.Cleanup(u.Close)
 	h.do(func() {
