@@ -45,7 +45,8 @@ func TestCustomerHangsUpWhileRinging(t *testing.T) {
 	dialCtx := ctx(t, 10*time.Second)
 	dialErr := make(chan error, 1)
 	dialCtx, cancel := contextWithCancel(dialCtx)
-	go func() { _, err := cust.Dial(dialCtx, "sip:1001@"+r.srv.SIPAddr); dialErr <- err }()
+	target := "sip:1001@" + r.srv.SIPAddr
+	go func() { _, err := cust.Dial(dialCtx, target); dialErr <- err }()
 	var ringing *simphone.Call
 	select {
 	case ringing = <-alice.Incoming():
@@ -265,7 +266,8 @@ func TestShutdownWhileRinging(t *testing.T) {
 	}
 	cust := r.phone("15550100", "", customerHz, false)
 	dialErr := make(chan error, 1)
-	go func() { _, err := cust.Dial(ctx(t, 20*time.Second), "sip:1001@"+r.srv.SIPAddr); dialErr <- err }()
+	target, dialCtx := "sip:1001@"+r.srv.SIPAddr, ctx(t, 20*time.Second)
+	go func() { _, err := cust.Dial(dialCtx, target); dialErr <- err }()
 	ringing := <-alice.Incoming()
 	start := time.Now()
 	r.srv.Stop()
