@@ -33,14 +33,7 @@ func TestUnavailableAgents(t *testing.T) {
 
 func TestCustomerHangsUpWhileRinging(t *testing.T) {
 	r := newRig(t)
-	alice, err := simphone.New(ctx(t, 5*time.Second), simphone.Config{Server: r.srv.SIPAddr, Ext: "1001", Password: "alice-pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.Close()
-	if err := alice.Register(ctx(t, 5*time.Second), time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	alice := r.ringingPhone("1001", "alice-pw")
 	cust := r.phone("15550100", "", customerHz, false)
 	dialCtx := ctx(t, 10*time.Second)
 	dialErr := make(chan error, 1)
@@ -256,14 +249,7 @@ func waitFor(t *testing.T, ok func() bool, what string) {
 // ringing; nothing hangs.
 func TestShutdownWhileRinging(t *testing.T) {
 	r := newRig(t)
-	alice, err := simphone.New(ctx(t, 5*time.Second), simphone.Config{Server: r.srv.SIPAddr, Ext: "1001", Password: "alice-pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer alice.Close()
-	if err := alice.Register(ctx(t, 5*time.Second), time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	alice := r.ringingPhone("1001", "alice-pw")
 	cust := r.phone("15550100", "", customerHz, false)
 	dialErr := make(chan error, 1)
 	target, dialCtx := "sip:1001@"+r.srv.SIPAddr, ctx(t, 20*time.Second)

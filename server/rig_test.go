@@ -81,6 +81,16 @@ func (r *rig) phone(ext, password string, tone float64, agent bool) *simphone.Ph
 	return p
 }
 
+// ringingPhone is a registered phone that lets incoming calls ring until the test answers.
+func (r *rig) ringingPhone(ext, password string) *simphone.Phone {
+	r.t.Helper()
+	p := r.phone(ext, password, 0, false)
+	if err := p.Register(ctx(r.t, 10*time.Second), time.Hour); err != nil {
+		r.t.Fatalf("register %s: %v", ext, err)
+	}
+	return p
+}
+
 // call has a customer call the agent at ext and returns both ends, answered.
 func (r *rig) call(agentPhone *simphone.Phone, ext string) (customer, agent *simphone.Call) {
 	r.t.Helper()

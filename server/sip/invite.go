@@ -112,10 +112,6 @@ func (s *Server) bridgeInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction,
 		respond(tx, req, 480, "Temporarily Unavailable: agent not registered")
 		return
 	}
-	if s.busy(agent.Ext) {
-		respond(tx, req, 486, "Busy Here")
-		return
-	}
 	from := &sipmsg.FromHeader{DisplayName: cust.Name, Address: sipmsg.Uri{Scheme: "sip", User: cust.Number, Host: s.contact.Address.Host}, Params: sipmsg.NewParams()}
 	to := &sipmsg.ToHeader{DisplayName: agent.Name, Address: sipmsg.Uri{Scheme: "sip", User: agent.Ext, Host: s.contact.Address.Host}, Params: sipmsg.NewParams()}
 	s.bridge(req, tx, offer, codec, "inbound", room.Customer, agent, cust, contacts, from, to)
@@ -133,10 +129,6 @@ func (s *Server) bridgeOutbound(req *sipmsg.Request, tx sipmsg.ServerTransaction
 		return
 	}
 	trunk.User = number
-	if s.busy(agent.Ext) {
-		respond(tx, req, 486, "Busy Here: you are already on a call")
-		return
-	}
 	from := &sipmsg.FromHeader{DisplayName: agent.Name, Address: sipmsg.Uri{Scheme: "sip", User: agent.Ext, Host: s.contact.Address.Host}, Params: sipmsg.NewParams()}
 	to := &sipmsg.ToHeader{Address: sipmsg.Uri{Scheme: "sip", User: number, Host: trunk.Host, Port: trunk.Port}, Params: sipmsg.NewParams()}
 	s.bridge(req, tx, offer, codec, "outbound", room.Agent, agent, calls.Customer{Number: number}, []sipmsg.Uri{trunk}, from, to)
