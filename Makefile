@@ -5,12 +5,18 @@ BIN := bin
 export GOFLAGS ?= -buildvcs=false
 
 # Debian packages: gcc for cgo (Fyne's GL driver, miniaudio), Fyne's GL and X11 headers,
-# and for the softphone's window tests and screenshots xvfb and imagemagick. Sound needs
-# no headers: miniaudio loads libasound/libpulse at run time (see AUDIO_LIB). espeak-ng and
-# sox made assets/*.wav once (scripts/make-demo-audio.sh); they are not needed here.
-APT_PACKAGES := ca-certificates gcc libgl1-mesa-dev xorg-dev xvfb imagemagick
+# and for the softphone's window tests and screenshots xvfb and imagemagick. libopus-dev and
+# libopusfile-dev are the softphone's Opus codec for live calls (media/opus, cgo; the media
+# server does not need them), and chromium is the real browser of the live-call tests. Sound
+# needs no headers: miniaudio loads libasound/libpulse at run time (see AUDIO_LIB). espeak-ng
+# and sox made assets/*.wav once (scripts/make-demo-audio.sh); they are not needed here.
+APT_PACKAGES := ca-certificates gcc libgl1-mesa-dev xorg-dev xvfb imagemagick chromium libopus-dev libopusfile-dev
 # ALSA's runtime, which miniaudio dlopens; Debian 13 and Ubuntu 24.04 call it libasound2t64.
 AUDIO_LIB := libasound.so.2
+
+# no_emoji leaves out Fyne's built-in emoji font, which it parses once per text style
+# (about 23 MB resident); the softphone shows no emoji, and a system emoji font still works.
+SOFTPHONE_TAGS ?= no_emoji
 
 .PHONY: deps build run package test bench bench-load vet fmt clean
 
@@ -29,7 +35,7 @@ deps:
 
 build: deps
 	$(GO) build -o $(BIN)/ringside-media ./cmd/ringside-media
-	@if [ -d cmd/ringside ]; then echo "$(GO) build -o $(BIN)/ringside ./cmd/ringside"; $(GO) build -o $(BIN)/ringside ./cmd/ringside; fi
+	@if [ -d cmd/ringside ]; then echo "$(GO) build -tags '$(SOFTPHONE_TAGS)' -o $(BIN)/ringside ./cmd/ringside"; $(GO) build -tags '$(SOFTPHONE_TAGS)' -o $(BIN)/ringside ./cmd/ringside; fi
 
 # The demo: the softphone with --demo starts ringside-media in-process (throwaway SQLite,
 # demo users, bot agents and customers on the line) and logs in as the supervisor sam.

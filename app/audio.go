@@ -13,7 +13,9 @@ import (
 // AudioDevice is a sound card: 8 kHz mono, 20 ms frames of 160 samples. Start begins
 // calling capture with what the microphone took and playback with a buffer to fill for
 // the speaker, each from the device's own goroutine and clock; the callbacks must not
-// keep pcm. Close stops them and returns once they have.
+// keep pcm. Capture gets whole frames; playback may be asked for less (a sound card's
+// period, at most a frame), so that received audio plays as soon as a period can take
+// it. Close stops them and returns once they have.
 type AudioDevice interface {
 	Start(capture func(pcm []int16), playback func(pcm []int16)) error
 	Close() error

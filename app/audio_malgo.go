@@ -19,11 +19,13 @@ import (
 )
 
 // The sound card is asked for what a G.711 call carries: 8 kHz mono 16-bit, in 10 ms
-// periods (frameIO makes 20 ms frames of them). miniaudio converts to whatever the
-// hardware runs at. Two periods (20 ms) is the latency the device adds on top of the
-// network's: with the phone's one-frame playout buffer and frames sent as soon as they
-// are captured, each direction stays under the 40 ms the softphone may add
-// (BenchmarkAudioLatency in server/simphone measures it with this buffer counted).
+// periods (frameIO makes 20 ms frames of the microphone's and hands the speaker's periods
+// on as they come). miniaudio converts to whatever the hardware runs at. Two periods
+// (20 ms) is the latency the device adds on top of the network's: with frames sent as
+// soon as they are captured, and played from the first period after they arrive (the
+// phone's playout follows their arrival at the period's granularity), each direction
+// stays under the 40 ms the softphone may add (BenchmarkAudioLatency in server/simphone
+// measures it with this buffer counted).
 const (
 	devicePeriod  = 10 * time.Millisecond
 	devicePeriods = 2
@@ -172,22 +174,21 @@ func parseDeviceID(s string) (*malgo.DeviceID, error) {
 	return &id, nil
 }
 
-// frameIO turns the sound card's periods into the 20 ms frames of the AudioDevice
-// contract, whatever the period miniaudio settled on. It runs on the audio thread:
-// no allocation, no locks, no logging.
+// frameIO turns the microphone's periods into the 20 ms frames RTP carries, whatever
+// the period miniaudio settled on, and asks for the speaker's audio period by period (at
+// most a frame at a time): a received frame can then start playing in the first period
+// after it arrived, not only on a 20 ms grid. It runs on the audio thread: no
+// allocation, no locks, no logging.
 type frameIO struct {
 	capture, playback func(pcm []int16)
 
-	in   [media.FrameSamples]int16
-	inN  int
-	out  [media.FrameSamples]int16
-	outN int // samples of out already played; len(out) means none left
+	in      [media.FrameSamples]int16
+	inN     int
+	discard [media.FrameSamples]int16 // the speaker of a capture-only card
 }
 
 func newFrameIO(capture, playback func([]int16)) *frameIO {
-	f := &frameIO{capture: capture, playback: playback}
-	f.outN = len(f.out)
-	return f
+	return &frameIO{capture: capture, playback: playback}
 }
 
 // process takes what the microphone gave (nil for a playback-only card: silence) and
@@ -208,19 +209,19 @@ func (f *frameIO) process(out, in []int16, n int) {
 			}
 			f.inN = 0
 		}
-		if f.outN == len(f.out) {
-			if f.playback != nil {
-				f.playback(f.out[:])
-			} else {
-				clear(f.out[:])
-			}
-			f.outN = 0
-		}
-		k = min(k, len(f.out)-f.outN)
+		i += k
+	}
+	for i := 0; i < n; {
+		k := min(n-i, media.FrameSamples)
+		buf := f.discard[:k]
 		if out != nil {
-			copy(out[i:i+k], f.out[f.outN:f.outN+k])
+			buf = out[i : i+k]
 		}
-		f.outN += k
+		if f.playback != nil {
+			f.playback(buf)
+		} else {
+			clear(buf)
+		}
 		i += k
 	}
 }

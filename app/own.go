@@ -20,6 +20,7 @@ type OwnCall struct {
 	number   string // the other end's number (caller, or what was dialled)
 	name     string
 	done     chan struct{}
+	live     *liveCall // a live call with a web visitor (sc stays nil); set at creation
 
 	mu         sync.Mutex
 	sc         *simphone.Call // nil while a Dial is in progress
@@ -179,6 +180,15 @@ func (c *OwnCall) phoneCall() *simphone.Call {
 // ID is the server's call id, "" until the server has listed the call.
 func (c *OwnCall) ID() string { return c.serverID() }
 
+// Kind is CallKindPhone, or CallKindLive for a web visitor calling from the browser
+// (WebRTC end to end: no hold, keypad or transfer).
+func (c *OwnCall) Kind() string {
+	if c.live != nil {
+		return CallKindLive
+	}
+	return CallKindPhone
+}
+
 // Incoming tells whether the call came in (true) or was dialled.
 func (c *OwnCall) Incoming() bool { return c.incoming }
 
@@ -225,6 +235,13 @@ func (c *OwnCall) Answer(ctx context.Context) error {
 	if !c.incoming {
 		return errors.New("only an incoming call can be answered")
 	}
+	if c.live != nil {
+		if err := c.live.answer(ctx); err != nil {
+			return err
+		}
+		c.setAnswered()
+		return nil
+	}
 	sc := c.phoneCall()
 	if err := sc.Answer(ctx); err != nil {
 		if errors.Is(err, simphone.ErrCallEnded) {
@@ -232,13 +249,17 @@ func (c *OwnCall) Answer(ctx context.Context) error {
 		}
 		return fmt.Errorf("answering: %w", err)
 	}
+	c.setAnswered()
+	return nil
+}
+
+func (c *OwnCall) setAnswered() {
 	c.mu.Lock()
 	if c.state == CallRinging {
 		c.state, c.answeredAt = CallTalking, time.Now()
 	}
 	c.mu.Unlock()
 	c.s.changed()
-	return nil
 }
 
 // Hangup ends the call: BYE when answered, declines a ringing incoming call, cancels
@@ -248,7 +269,9 @@ func (c *OwnCall) Hangup(ctx context.Context) error {
 	c.hangingUp = true
 	sc, cancelDial := c.sc, c.cancelDial
 	c.mu.Unlock()
-	if sc == nil {
+	if c.live != nil {
+		c.live.stop("hung up", true)
+	} else if sc == nil {
 		if cancelDial != nil {
 			cancelDial()
 		}
@@ -269,6 +292,9 @@ func (c *OwnCall) SetMute(on bool) {
 	c.muted = on
 	sc, held := c.sc, c.held
 	c.mu.Unlock()
+	if c.live != nil {
+		c.live.audio.setMute(on)
+	}
 	if sc != nil {
 		sc.SetMute(on || held)
 	}
@@ -285,6 +311,9 @@ func (c *OwnCall) Muted() bool {
 // SetHold puts the call on hold (re-INVITE sendonly; the microphone is not sent) or
 // takes it off.
 func (c *OwnCall) SetHold(ctx context.Context, on bool) error {
+	if c.live != nil {
+		return fmt.Errorf("hold: %w", ErrLiveUnsupported)
+	}
 	sc := c.phoneCall()
 	if sc == nil {
 		return errors.New("the call is not answered yet")
@@ -321,6 +350,9 @@ func (c *OwnCall) SetHold(ctx context.Context, on bool) error {
 
 // SendDTMF sends one keypad digit (0-9, *, #, A-D) as an RFC 4733 event.
 func (c *OwnCall) SendDTMF(digit rune) error {
+	if c.live != nil {
+		return fmt.Errorf("keypad: %w", ErrLiveUnsupported)
+	}
 	sc := c.phoneCall()
 	if sc == nil {
 		return errors.New("the call is not answered yet")
@@ -339,6 +371,9 @@ func (c *OwnCall) Transfer(ctx context.Context, target string) error {
 	target = strings.TrimSpace(target)
 	if target == "" {
 		return errors.New("enter the number to transfer to")
+	}
+	if c.live != nil {
+		return fmt.Errorf("transfer: %w", ErrLiveUnsupported)
 	}
 	sc := c.phoneCall()
 	if sc == nil {

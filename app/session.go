@@ -22,6 +22,7 @@ import (
 type Options struct {
 	Audio  AudioDevice  // default: the system's sound devices (NullAudio without any)
 	Logger *slog.Logger // default: discard
+	Live   LiveConfig   // live calls' networks (WebRTC); the zero value allows any
 }
 
 // Connection states of the event stream.
@@ -46,6 +47,10 @@ type Session struct {
 	user   User
 	domain string
 	phone  *simphone.Phone
+	hub    *audioHub // the sound device, shared by the phone and live calls
+
+	liveCfg LiveConfig
+	live    liveLine
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -80,6 +85,7 @@ func Login(ctx context.Context, acct Account, opts Options) (*Session, error) {
 		audio = defaultAudio()
 	}
 	closeAudio := func() { _ = audio.Close() }
+	hub := newAudioHub(audio)
 
 	client := NewClient(acct.ServerURL)
 	user, err := client.Login(ctx, acct.User, acct.Password)
@@ -98,6 +104,9 @@ func Login(ctx context.Context, acct Account, opts Options) (*Session, error) {
 		listeners: make(map[int]func()),
 		conn:      StateReconnecting,
 		synced:    make(chan struct{}),
+		hub:       hub,
+		liveCfg:   opts.Live,
+		live:      liveLine{ready: make(chan struct{})},
 	}
 	phone, err := simphone.New(ctx, simphone.Config{
 		Server:    sipInfo.Server,
@@ -105,9 +114,10 @@ func Login(ctx context.Context, acct Account, opts Options) (*Session, error) {
 		Password:  acct.Password,
 		Name:      user.Name,
 		Logger:    log,
-		Audio:     audio,
+		Audio:     hub,
 		LocalIP:   localIPFor(sipInfo.Server),
 		RecordMax: recordKeep,
+		SRTP:      true, // DTLS-SRTP to ringside-media; plain SIP phones stay on RTP
 		OnRegister: func(err error) {
 			if err != nil {
 				s.log.Warn("SIP registration refresh failed", "err", err)
@@ -126,17 +136,27 @@ func Login(ctx context.Context, acct Account, opts Options) (*Session, error) {
 		return nil, fmt.Errorf("SIP registration with %s failed: %w", sipInfo.Server, sipError(err))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.followEvents()
 	go s.takeIncoming()
+	go s.followLive()
 
 	select {
 	case <-s.synced:
-		return s, nil
 	case <-ctx.Done():
 		s.Close()
 		return nil, fmt.Errorf("the server's event stream did not answer: %w", ctx.Err())
 	}
+	// Web visitors can call once the agent socket is up; a server without live calls
+	// refuses it, and the session works without.
+	wait := time.NewTimer(liveLoginWait)
+	defer wait.Stop()
+	select {
+	case <-s.live.ready:
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return s, nil
 }
 
 // localIPFor is the address this machine reaches server from (the phone binds and
@@ -312,10 +332,16 @@ func (s *Session) resync() {
 	}
 	if lost {
 		s.log.Info("event stream back")
-		// The server may have restarted and forgotten the registration.
-		if err := s.phone.RefreshRegistration(ctx, registerExpiry); err != nil {
-			s.log.Warn("re-registering after reconnect", "err", err)
-		}
+		// The server may have restarted and forgotten the registration. Re-register off
+		// the event loop: a SIP server slow to answer (or gone to another port) must not
+		// hold back the events queued behind this resync for the REGISTER's timeout.
+		s.goTracked(func() {
+			rctx, rcancel := context.WithTimeout(s.ctx, requestTimeout)
+			defer rcancel()
+			if err := s.phone.RefreshRegistration(rctx, registerExpiry); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("re-registering after reconnect", "err", err)
+			}
+		})
 	}
 }
 
@@ -417,7 +443,7 @@ func (s *Session) bindOwnCallsLocked() {
 		}
 		var pick string
 		for id, c := range s.calls {
-			if taken[id] || c.Agent.Ext != s.user.Ext || c.State == "ended" {
+			if taken[id] || c.Agent.Ext != s.user.Ext || c.State == "ended" || c.Kind == CallKindLive {
 				continue
 			}
 			if pick == "" || (oc.number != "" && c.Customer.Number == oc.number) {

@@ -22,7 +22,8 @@ const (
 	Inactive Direction = "inactive"
 )
 
-// SessionDesc is what a plain-RTP audio leg needs from an SDP body.
+// SessionDesc is what an audio leg needs from an SDP body: plain RTP/AVP, or DTLS-SRTP
+// (UDP/TLS/RTP/SAVP) with the fingerprint and setup role of RFC 5763.
 type SessionDesc struct {
 	Addr      netip.AddrPort // where the peer wants RTP (media-level c= overrides session-level)
 	Codecs    []Codec        // audio codecs we understand, in the peer's order of preference (unknown PTs skipped)
@@ -31,6 +32,18 @@ type SessionDesc struct {
 	Ptime     int            // ms, 0 if absent
 	// LevelsID is the RFC 8285 id of the RFC 6465 csrc-audio-level extension, 0 if absent.
 	LevelsID uint8
+	// DTLS, when set, makes the stream UDP/TLS/RTP/SAVP: SRTP keyed by a DTLS handshake on
+	// the RTP port (RFC 5763, RFC 5764). Nil is plain RTP/AVP.
+	DTLS *DTLSParams
+	// RTCPMux: RTCP shares the RTP port (a=rtcp-mux, RFC 5761). We offer it with DTLS-SRTP
+	// (one DTLS association per port) and answer it only when offered.
+	RTCPMux bool
+}
+
+// DTLSParams are the SDP attributes of a DTLS-SRTP stream.
+type DTLSParams struct {
+	Fingerprint string // a=fingerprint value: "sha-256 AB:CD:…" (RFC 8122)
+	Setup       string // a=setup: actpass, active or passive (RFC 4145, RFC 5763 §5)
 }
 
 var (
@@ -62,15 +75,28 @@ func ParseSDP(body []byte) (SessionDesc, error) {
 		return SessionDesc{}, ErrNoAudio
 	}
 	proto := strings.Join(md.MediaName.Protos, "/")
+	d := SessionDesc{Direction: SendRecv}
 	switch strings.ToUpper(proto) {
 	case "RTP/AVP", "RTP/AVPF":
-	case "RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF":
-		return SessionDesc{}, fmt.Errorf("%w (the offer uses %s)", ErrEncryptedMedia, proto)
+	case "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF":
+		fp, ok := md.Attribute("fingerprint")
+		if !ok {
+			fp, ok = sd.Attribute("fingerprint")
+		}
+		if !ok || strings.TrimSpace(fp) == "" {
+			return SessionDesc{}, fmt.Errorf("%w (the offer uses %s without a=fingerprint)", ErrEncryptedMedia, proto)
+		}
+		setup, ok := md.Attribute("setup")
+		if !ok {
+			setup, _ = sd.Attribute("setup")
+		}
+		d.DTLS = &DTLSParams{Fingerprint: strings.TrimSpace(fp), Setup: strings.ToLower(strings.TrimSpace(setup))}
+	case "RTP/SAVP", "RTP/SAVPF":
+		return SessionDesc{}, fmt.Errorf("%w (the offer uses %s with SDES keys; DTLS-SRTP, UDP/TLS/RTP/SAVP, is supported)", ErrEncryptedMedia, proto)
 	default:
 		return SessionDesc{}, fmt.Errorf("%w: audio transport %q is not RTP/AVP", ErrBadSDP, proto)
 	}
 
-	d := SessionDesc{Direction: SendRecv}
 	port := md.MediaName.Port.Value
 	if port < 0 || port > 65535 {
 		return SessionDesc{}, fmt.Errorf("%w: audio port %d out of range", ErrBadSDP, port)
@@ -121,6 +147,7 @@ func ParseSDP(body []byte) (SessionDesc, error) {
 			d.LevelsID = uint8(id)
 		}
 	}
+	_, d.RTCPMux = md.Attribute("rtcp-mux")
 	d.Direction = direction(sd.Attributes, d.Direction)
 	d.Direction = direction(md.Attributes, d.Direction)
 	if port == 0 || addr.IsUnspecified() {
@@ -211,6 +238,17 @@ func (d SessionDesc) Marshal(sessionID, version uint64) []byte {
 	attrs = append(attrs,
 		sdp.NewAttribute("ptime", strconv.Itoa(int(FrameDuration.Milliseconds()))),
 		sdp.NewPropertyAttribute(string(dir)))
+	protos := []string{"RTP", "AVP"}
+	if d.DTLS != nil {
+		protos = []string{"UDP", "TLS", "RTP", "SAVP"}
+		attrs = append(attrs, sdp.NewAttribute("fingerprint", d.DTLS.Fingerprint))
+		if d.DTLS.Setup != "" {
+			attrs = append(attrs, sdp.NewAttribute("setup", d.DTLS.Setup))
+		}
+	}
+	if d.RTCPMux {
+		attrs = append(attrs, sdp.NewPropertyAttribute("rtcp-mux"))
+	}
 
 	sd := sdp.SessionDescription{
 		Origin: sdp.Origin{
@@ -226,7 +264,7 @@ func (d SessionDesc) Marshal(sessionID, version uint64) []byte {
 			MediaName: sdp.MediaName{
 				Media:   "audio",
 				Port:    sdp.RangedPort{Value: int(d.Addr.Port())},
-				Protos:  []string{"RTP", "AVP"},
+				Protos:  protos,
 				Formats: formats,
 			},
 			Attributes: attrs,

@@ -16,6 +16,7 @@ import (
 
 	"ringside/server/api"
 	"ringside/server/events"
+	"ringside/server/live"
 	"ringside/server/metrics"
 	"ringside/server/room"
 	"ringside/server/sip"
@@ -24,19 +25,24 @@ import (
 
 // Config of a ringside-media process.
 type Config struct {
-	DataDir    string
-	SIPAddr    string // UDP host:port; port 0 picks a free one
-	HTTPAddr   string // TCP host:port; port 0 picks a free one
-	RTPMin     uint16
-	RTPMax     uint16
-	TrunkAllow []netip.Prefix
-	TrunkURI   string
-	PublicIP   netip.Addr
-	DeadAfter  time.Duration
+	DataDir  string
+	SIPAddr  string // UDP host:port; port 0 picks a free one
+	HTTPAddr string // TCP host:port; port 0 picks a free one
+	RTPMin   uint16
+	RTPMax   uint16
+	// RTPMux shares a few RTP sockets per clock shard among the legs (sip.Config.RTPMux).
+	RTPMux        bool
+	RTPMuxSockets int // shared sockets per clock shard; 0: the default
+	TrunkAllow    []netip.Prefix
+	TrunkURI      string
+	PublicIP      netip.Addr
+	DeadAfter     time.Duration
 	// DigestAlgorithms offered to phones, in order of preference; default MD5 only.
 	DigestAlgorithms []string
 	Node             string
 	Logger           *slog.Logger
+	// LiveRingFor is how long a live call rings before "no answer" (0: 60 s).
+	LiveRingFor time.Duration
 	// PasswordIterations lowers the cost of new password hashes; tests only (0: default).
 	PasswordIterations int
 }
@@ -61,6 +67,7 @@ type Server struct {
 	log     *slog.Logger
 	store   store.Store
 	sip     *sip.Server
+	live    *live.Server
 	api     *api.API
 	http    *http.Server
 	clock   *room.Clock
@@ -128,13 +135,27 @@ func (s *Server) start(ctx context.Context) error {
 	bus := events.NewBus()
 	// Metrics ask the SIP server for a snapshot at scrape time; only the clock's tick lag
 	// and auth failures are counted as they happen.
-	s.metrics = metrics.New(func() sip.MediaStats { return s.sip.MediaStats() })
+	s.metrics = metrics.New(func() sip.MediaStats {
+		st := s.sip.MediaStats()
+		// Live calls count as calls, though their media never passes through here.
+		active, started := s.live.Counts()
+		st.CallsActive += active
+		st.CallsStarted["inbound"] += started
+		return st
+	})
 	s.clock.OnTick = s.metrics.ObserveTick
+	// Live calls (browser to softphone) only borrow the API's login and ask SIP whether
+	// an agent is on a phone call; SIP asks them whether an agent is on a live call.
+	s.live = live.New(live.Config{
+		Store: s.store, Events: bus, Node: cfg.Node, RingFor: cfg.LiveRingFor, Logger: s.log.With("part", "live"),
+		Authenticate:     func(w http.ResponseWriter, r *http.Request) (store.User, bool) { return s.api.Authenticate(w, r) },
+		AgentOnPhoneCall: func(ext string) bool { return s.sip.AgentOnCall(ext) },
+	})
 	s.sip, err = sip.New(sip.Config{
-		MediaIP: mediaIP, PublicIP: cfg.PublicIP, RTPMin: cfg.RTPMin, RTPMax: cfg.RTPMax,
+		MediaIP: mediaIP, PublicIP: cfg.PublicIP, RTPMin: cfg.RTPMin, RTPMax: cfg.RTPMax, RTPMux: cfg.RTPMux, RTPMuxSockets: cfg.RTPMuxSockets,
 		TrunkAllow: cfg.TrunkAllow, TrunkURI: cfg.TrunkURI, DeadAfter: cfg.DeadAfter, Node: cfg.Node, DigestAlgorithms: cfg.DigestAlgorithms,
 		Store: s.store, Events: bus, Clock: s.clock, Logger: s.log.With("part", "sip"),
-		OnAuthFailure: s.metrics.AuthFailure,
+		OnAuthFailure: s.metrics.AuthFailure, Live: s.live,
 	})
 	if err != nil {
 		sipConn.Close()
@@ -151,10 +172,11 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.SIPAddr = s.sip.Host()
 	s.HTTPAddr = httpLn.Addr().String()
-	s.api = api.New(api.Config{Store: s.store, Calls: s.sip, Events: bus, SIPHost: s.SIPAddr, Logger: s.log.With("part", "api")})
+	s.api = api.New(api.Config{Store: s.store, Calls: callRegistry{Server: s.sip, live: s.live}, Events: bus, SIPHost: s.SIPAddr, Logger: s.log.With("part", "api")})
 	// /metrics (Prometheus, no token: it carries no user data) beside the API.
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	s.live.Register(mux)
 	mux.Handle("/", s.api)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.http.RegisterOnShutdown(s.api.Close)
@@ -172,10 +194,15 @@ func (s *Server) start(ctx context.Context) error {
 	return nil
 }
 
-// Stop shuts down in two stages: stop taking calls and end the live ones (BYE to every
-// leg, history written), then stop the listeners and close the store.
+// Stop shuts down in two stages: stop taking calls and end those in progress (live calls
+// with a hangup to both sides, phone calls with a BYE to every leg; history written), then
+// stop the listeners and close the store.
 func (s *Server) Stop(ctx context.Context) error {
+	lerr := s.live.Shutdown(ctx)
 	err := s.sip.Shutdown(ctx)
+	if err == nil {
+		err = lerr
+	}
 	s.api.Close()
 	_ = s.http.Shutdown(ctx)
 	s.cancel()

@@ -9,7 +9,6 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -99,11 +98,11 @@ func (d *Dashboard) SetCalls(calls []app.Call) {
 	}
 	switch n := len(order); n {
 	case 0:
-		d.count.SetText("No active calls")
+		setText(d.count, "No active calls")
 	case 1:
-		d.count.SetText("1 active call")
+		setText(d.count, "1 active call")
 	default:
-		d.count.SetText(fmt.Sprintf("%d active calls", n))
+		setText(d.count, fmt.Sprintf("%d active calls", n))
 	}
 }
 
@@ -153,11 +152,14 @@ func newCallRow(user app.User, c app.Call, actions CallActions, now time.Time) *
 	if user.Can("monitor") && actions.Monitor != nil {
 		r.monitor = widget.NewButtonWithIcon("Monitor Call", theme.VisibilityIcon(), func() { actions.Monitor(r.call) })
 		r.monitor.Importance = widget.HighImportance
-		r.lock = widget.NewIcon(theme.NewThemedResource(lockIcon))
+		// The lock's place is kept on every row (an Icon without a resource is blank but
+		// sized), so durations and buttons line up whatever the kind of call.
+		r.lock = widget.NewIcon(nil)
 		r.reason = widget.NewLabel("")
 		r.reason.Importance = widget.WarningImportance
 		r.reason.TextStyle = fyne.TextStyle{Italic: true}
-		right.Add(container.NewVBox(container.NewHBox(layout.NewSpacer(), r.lock, r.monitor), r.reason))
+		r.reason.Hide()
+		right.Add(container.NewCenter(container.NewHBox(r.lock, r.monitor)))
 	}
 	if actions.Details != nil {
 		r.details = widget.NewButtonWithIcon("Details", theme.InfoIcon(), func() { actions.Details(r.call) })
@@ -165,8 +167,11 @@ func newCallRow(user app.User, c app.Call, actions CallActions, now time.Time) *
 	}
 	who := container.NewHBox(r.agent, arrow, r.customer)
 	left := container.NewCenter(r.state)
-	body := container.NewBorder(nil, nil, left, container.NewCenter(right),
-		container.NewVBox(who, r.detail))
+	middle := container.NewVBox(who, r.detail)
+	if r.reason != nil {
+		middle.Add(r.reason)
+	}
+	body := container.NewBorder(nil, nil, left, container.NewCenter(right), middle)
 	bg := canvas.NewRectangle(theme.Color(theme.ColorNameInputBackground))
 	bg.CornerRadius = 8
 	r.obj = container.NewPadded(container.NewStack(bg, container.NewPadded(body)))
@@ -177,24 +182,26 @@ func newCallRow(user app.User, c app.Call, actions CallActions, now time.Time) *
 func (r *callRow) update(c app.Call, now time.Time) {
 	r.call = c
 	setStateBadge(r.state, c)
-	r.agent.SetText(agentName(c.Agent))
-	r.customer.SetText(customerName(c.Customer))
-	r.detail.SetText(rowDetail(r.user, c))
+	// Unchanged text is not set again: each SetText repaints the window.
+	setText(r.agent, agentName(c.Agent))
+	setText(r.customer, customerName(c.Customer))
+	setText(r.detail, rowDetail(r.user, c))
 	if r.monitor != nil {
 		ok := c.Monitorable && c.State != "ended"
+		var lock fyne.Resource
 		if ok {
 			r.monitor.Enable()
-			r.lock.Hide()
 			r.reason.Hide()
 		} else {
 			r.monitor.Disable()
-			r.reason.SetText(unmonitorableReason(c))
+			setText(r.reason, unmonitorableReason(c))
 			r.reason.Show()
 			if c.Kind == "live" {
-				r.lock.Show()
-			} else {
-				r.lock.Hide()
+				lock = lockResource
 			}
+		}
+		if r.lock.Resource != lock {
+			r.lock.SetResource(lock)
 		}
 	}
 	r.tick(now)

@@ -123,24 +123,39 @@ func (v *MonitorView) Refresh() {
 	setText(v.agent, agentName(c.Agent))
 	setText(v.customer, customerName(c.Customer))
 	setStateBadge(v.state, c)
-	since := v.line.Since()
-	if since.IsZero() {
-		since = c.StartedAt
+	if !v.ended && !v.Whisper.pending {
+		v.Whisper.set(v.line.Mode() == "whisper")
 	}
+	v.Meters()
+}
+
+// Tick moves the timer on (once a second) and notices the end.
+func (v *MonitorView) Tick() {
 	if !v.ended {
-		setText(v.timer, duration(v.now().Sub(since)))
-		cu, ag := v.line.Levels()
-		v.custBar.SetLevel(cu)
-		v.agentBar.SetLevel(ag)
-		if !v.Whisper.pending {
-			v.Whisper.set(v.line.Mode() == "whisper")
+		since := v.line.Since()
+		if since.IsZero() {
+			since = v.line.Call().StartedAt
 		}
+		setText(v.timer, duration(v.now().Sub(since)))
 	}
 	select {
 	case <-v.line.Done():
 		v.end()
 	default:
 	}
+}
+
+// Meters shows the voices' levels and moves the timer on (a few times a second, in one
+// repaint) and reports whether the session is over, when they stay at zero.
+func (v *MonitorView) Meters() (ended bool) {
+	if v.ended {
+		return true
+	}
+	cu, ag := v.line.Levels()
+	v.custBar.SetLevel(cu)
+	v.agentBar.SetLevel(ag)
+	v.Tick()
+	return v.ended
 }
 
 func (v *MonitorView) end() {

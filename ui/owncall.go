@@ -33,6 +33,13 @@ type PhoneLine interface {
 
 var _ PhoneLine = (*app.OwnCall)(nil)
 
+// isLive tells whether line is a live call with a web visitor (app.OwnCall.Kind):
+// end-to-end encrypted WebRTC, with no hold, keypad or transfer.
+func isLive(line PhoneLine) bool {
+	k, ok := line.(interface{ Kind() string })
+	return ok && k.Kind() == app.CallKindLive
+}
+
 // CallView is the call window for one's own call: who, timer, the monitoring banners,
 // and the phone's buttons.
 type CallView struct {
@@ -46,6 +53,9 @@ type CallView struct {
 	// MonitoredBanner and WhisperBanner come and go as the server says.
 	MonitoredBanner *banner
 	WhisperBanner   *banner
+	// LiveBanner shows the lock on a live call with a web visitor.
+	LiveBanner *banner
+	live       bool
 
 	Answer   *widget.Button
 	Mute     *widget.Button
@@ -69,7 +79,7 @@ func NewCallView(line PhoneLine, run func(work func() error, then func(error)), 
 	if now == nil {
 		now = time.Now
 	}
-	v := &CallView{line: line, run: run, now: now}
+	v := &CallView{line: line, run: run, now: now, live: isLive(line)}
 	v.peer = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	v.peer.SizeName = theme.SizeNameHeadingText
 	v.peer.Truncation = fyne.TextTruncateEllipsis
@@ -81,6 +91,10 @@ func NewCallView(line PhoneLine, run func(work func() error, then func(error)), 
 	v.WhisperBanner = newBanner(headsetIcon, "Whisper on — your supervisor is talking to you", colorWhisper)
 	v.MonitoredBanner.Hide()
 	v.WhisperBanner.Hide()
+	v.LiveBanner = newBanner(lockIcon, "Live call (end-to-end encrypted)", colorLive)
+	if !v.live {
+		v.LiveBanner.Hide()
+	}
 
 	v.Answer = widget.NewButtonWithIcon("Answer", theme.NewThemedResource(phoneIcon), v.answer)
 	v.Answer.Importance = widget.SuccessImportance
@@ -90,6 +104,11 @@ func NewCallView(line PhoneLine, run func(work func() error, then func(error)), 
 	v.Transfer = widget.NewButtonWithIcon("Transfer", theme.MailForwardIcon(), v.toggleTransfer)
 	v.Hangup = widget.NewButtonWithIcon("Hang up", theme.NewThemedResource(hangupIcon), v.hangup)
 	v.Hangup.Importance = widget.DangerImportance
+	if v.live { // the browser at the other end has none of these
+		v.Hold.Hide()
+		v.Keypad.Hide()
+		v.Transfer.Hide()
+	}
 
 	v.dialed = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Monospace: true})
 	keys := container.NewGridWithColumns(3)
@@ -118,6 +137,7 @@ func NewCallView(line PhoneLine, run func(work func() error, then func(error)), 
 	controls := container.NewGridWithColumns(4, v.Mute, v.Hold, v.Keypad, v.Transfer)
 	v.Content = container.NewPadded(container.NewVBox(
 		head,
+		v.LiveBanner.Container,
 		v.MonitoredBanner.Container,
 		v.WhisperBanner.Container,
 		widget.NewSeparator(),

@@ -9,20 +9,22 @@ import (
 
 	"fyne.io/fyne/v2"
 
-	"ringside/app"
+	"ringside/app/webvisitor"
+	"ringside/server/store"
 )
 
 // TestScreenshots renders every view of a running call center to PNGs in
 // $RINGSIDE_SCREENSHOTS (skipped without it): sam's dashboard and history, ada's Call
 // Details, sam's monitoring window with whisper on, and alice's call window with both
-// banners. The server is real; only the live call on the dashboard is a sample value,
-// since the server lists none yet.
+// banners. Everything is real, the dashboard's live call too: a (pion) web visitor
+// calling carol's softphone.
 func TestScreenshots(t *testing.T) {
 	dir := os.Getenv("RINGSIDE_SCREENSHOTS")
 	if dir == "" {
 		t.Skip("set RINGSIDE_SCREENSHOTS=dir to write screenshots")
 	}
 	r := newRig(t)
+	r.srv.AddUsers(store.NewUser{Name: "carol", Ext: "1003", Password: "carol-pw", Role: store.RoleAgent, Teams: []string{"red"}})
 	r.phone("1002", "bob-pw", agentHz, true)
 	alice := r.login("alice", "alice-pw", agentHz)
 	sam := r.login("sam", "sam-pw", supervisorHz)
@@ -69,8 +71,19 @@ func TestScreenshots(t *testing.T) {
 	})
 	h.tap(cv.Answer)
 	r.customerCalls("14155550199", "1002")
+	// And a web visitor on a live call with carol.
+	carol := r.loginLive("carol", "carol-pw", agentHz)
+	vis, err := webvisitor.Call(tctx(t, 10*time.Second), r.srv.HTTPAddr, "1003", "Noor Haddad", customerHz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(vis.Close)
+	h.eventually("carol's softphone rings", func() bool { return len(carol.OwnCalls()) == 1 })
+	if err := carol.OwnCalls()[0].Answer(tctx(t, 15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	var aliceCall string
-	h.eventually("sam sees both calls", func() bool {
+	h.eventually("sam sees the three calls", func() bool {
 		n := 0
 		for id, row := range uSam.Dashboard.rows {
 			if row.call.State == "talking" {
@@ -80,7 +93,7 @@ func TestScreenshots(t *testing.T) {
 				aliceCall = id
 			}
 		}
-		return n == 2 && aliceCall != ""
+		return n == 3 && aliceCall != ""
 	})
 	h.tap(uSam.Dashboard.Row(aliceCall).monitor)
 	var mv *MonitorView
@@ -115,7 +128,6 @@ func TestScreenshots(t *testing.T) {
 		})
 		f.Close()
 	}
-	h.do(func() { uSam.Dashboard.SetCalls(append(sam.Calls(), sampleLive())) })
 	shoot("dashboard.png", uSam.MainWindow(), fyne.NewSize(980, 520))
 	h.do(func() { uSam.tabs.SelectIndex(1) })
 	h.eventually("the history has loaded", func() bool { return uSam.History.Row(earlyID) != nil })
@@ -133,11 +145,4 @@ func TestScreenshots(t *testing.T) {
 	h.eventually("ada's settings have loaded", func() bool { return uAda.Settings.Notify != nil && !uAda.Settings.Notify.Disabled() })
 	time.Sleep(300 * time.Millisecond)
 	shoot("settings.png", uAda.MainWindow(), fyne.NewSize(980, 560))
-}
-
-func sampleLive() app.Call {
-	c := liveCall()
-	c.Customer = app.Customer{Name: "Web visitor (ringside.example/help)"}
-	c.Agent = app.Party{Name: "bob", Ext: "1002"}
-	return c
 }

@@ -35,8 +35,12 @@ type Options struct {
 	Now func() time.Time
 	// Icon is the app and tray icon; nil keeps the app's.
 	Icon fyne.Resource
-	// Tick is how often timers and level meters redraw; 0 is 100 ms.
+	// Tick is how often a monitoring window's level meters redraw; 0 is 200 ms (5 Hz).
+	// Timers move on one shared clock once a second, and only the visible ones.
 	Tick time.Duration
+	// Live limits the networks live calls (WebRTC with web visitors) may use; the zero
+	// value allows any. The demo keeps them on loopback.
+	Live app.LiveConfig
 }
 
 // UI is the softphone's windows for one fyne.App.
@@ -63,6 +67,8 @@ type UI struct {
 	History   *History
 	Settings  *SettingsView
 
+	dashTab, histTab *container.TabItem
+
 	historyLoaded bool
 	activeIDs     []string
 	pending       map[string]bool // Monitor Call asked, not answered yet
@@ -72,10 +78,11 @@ type UI struct {
 }
 
 type monitorWindow struct {
-	line *app.MonitorSession
-	view *MonitorView
-	win  fyne.Window
-	gone bool
+	line       *app.MonitorSession
+	view       *MonitorView
+	win        fyne.Window
+	gone       bool
+	stopMeters context.CancelFunc
 }
 
 type callWindow struct {
@@ -102,7 +109,7 @@ func New(a fyne.App, opts Options) *UI {
 		opts.Now = time.Now
 	}
 	if opts.Tick == 0 {
-		opts.Tick = 100 * time.Millisecond
+		opts.Tick = meterTick
 	}
 	if opts.Icon != nil {
 		a.SetIcon(opts.Icon)
@@ -232,7 +239,7 @@ func (u *UI) signIn(acct app.Account) {
 	u.run(func() error {
 		ctx, cancel := context.WithTimeout(u.ctx, 20*time.Second)
 		defer cancel()
-		opts := app.Options{Logger: u.log}
+		opts := app.Options{Logger: u.log, Live: u.opts.Live}
 		if u.opts.Audio != nil {
 			opts.Audio = u.opts.Audio()
 		} else {
@@ -290,10 +297,14 @@ func (u *UI) Open(s *app.Session) {
 	hist := container.NewTabItemWithIcon("History", theme.HistoryIcon(), u.History.Content)
 	sett := container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), u.Settings.Content)
 	u.tabs = container.NewAppTabs(dash, hist, sett)
+	u.dashTab, u.histTab = dash, hist
 	settingsLoaded := false
 	u.tabs.OnSelected = func(t *container.TabItem) {
 		switch t {
+		case dash:
+			u.Dashboard.Tick()
 		case hist:
+			u.History.Tick()
 			u.loadHistory()
 		case sett:
 			if !settingsLoaded {
@@ -323,17 +334,35 @@ func (u *UI) Open(s *app.Session) {
 
 	u.stopChange = s.OnChange(func() { u.do(u.refresh) })
 	u.refresh()
+	u.every(u.ctx, timerTick, u.tick)
+}
+
+// Timers show whole seconds, so one clock a second moves them all in the same repaint;
+// level meters move at meterTick, and only while a monitoring window is open. Every
+// repaint draws the whole window (with software GL that is milliseconds of CPU), so the
+// meters move five times a second: enough to see who speaks, not a show.
+const (
+	timerTick = time.Second
+	meterTick = 200 * time.Millisecond
+)
+
+// every runs f on the UI goroutine every d until ctx ends.
+func (u *UI) every(ctx context.Context, d time.Duration, f func()) {
 	u.wg.Add(1)
 	go func() {
 		defer u.wg.Done()
-		t := time.NewTicker(u.opts.Tick)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
-			case <-u.ctx.Done():
+			case <-ctx.Done():
 				return
 			case <-t.C:
-				u.do(u.tick)
+				u.do(func() {
+					if ctx.Err() == nil {
+						f()
+					}
+				})
 			}
 		}
 	}()
@@ -438,32 +467,32 @@ func (u *UI) refresh() {
 		}
 	}
 	u.syncOwnCalls()
+	for _, c := range u.calls {
+		c.view.Tick() // notices an end at once, also of a call the session no longer lists
+	}
 	for _, m := range u.monitors {
 		m.view.Refresh()
 	}
 }
 
-// tick moves timers and meters on.
+// tick moves the timers on, once a second: those of the main window's open tab (a label
+// changed in a hidden tab would still repaint the window) and of the other windows but
+// the monitoring ones, whose meters move their timers in the same repaint. The
+// connection badge and the rest follow the session's changes (refresh).
 func (u *UI) tick() {
 	if u.Dashboard != nil {
-		u.Dashboard.Tick()
-		u.History.Tick()
+		switch u.tabs.Selected() {
+		case u.dashTab:
+			u.Dashboard.Tick()
+		case u.histTab:
+			u.History.Tick()
+		}
 	}
 	for _, d := range u.details {
 		d.view.Tick()
 	}
-	for _, m := range u.monitors {
-		m.view.Refresh()
-	}
 	for _, c := range u.calls {
 		c.view.Tick()
-	}
-	if u.session != nil && u.conn != nil {
-		if u.session.ConnectionState() == "connected" {
-			u.conn.Set("CONNECTED", colorTalking)
-		} else {
-			u.conn.Set("RECONNECTING…", colorRinging)
-		}
 	}
 }
 
@@ -514,11 +543,14 @@ func (u *UI) openMonitor(callID string, line *app.MonitorSession) {
 	m.win = u.app.NewWindow(m.view.Title())
 	m.win.SetContent(m.view.Content)
 	m.win.Resize(fyne.NewSize(560, 460))
+	var meters context.Context
+	meters, m.stopMeters = context.WithCancel(u.ctx)
 	m.view.OnLeft = func() {
 		if m.gone {
 			return
 		}
 		m.gone = true
+		m.stopMeters()
 		delete(u.monitors, callID)
 		m.win.Close()
 	}
@@ -528,6 +560,7 @@ func (u *UI) openMonitor(callID string, line *app.MonitorSession) {
 		}
 		// Closing the window is leaving the call.
 		m.gone = true
+		m.stopMeters()
 		delete(u.monitors, callID)
 		if !m.view.Ended() {
 			u.run(func() error {
@@ -539,6 +572,11 @@ func (u *UI) openMonitor(callID string, line *app.MonitorSession) {
 	})
 	u.monitors[callID] = m
 	m.win.Show()
+	u.every(meters, u.opts.Tick, func() {
+		if m.view.Meters() {
+			m.stopMeters() // the session is over: the meters stay at zero
+		}
+	})
 }
 
 // MonitorView returns the open monitoring window's view for a call (tests), or nil.
@@ -627,7 +665,11 @@ func (u *UI) syncOwnCalls() {
 		}
 		if !w.notified && oc.Incoming() && oc.State() == "ringing" {
 			w.notified = true
-			u.app.SendNotification(fyne.NewNotification("Incoming call", customerName(oc.Peer())+" is calling"))
+			if oc.Kind() == app.CallKindLive {
+				u.app.SendNotification(fyne.NewNotification("Incoming live call", oc.Peer().Name+", a web visitor, is calling from the browser"))
+			} else {
+				u.app.SendNotification(fyne.NewNotification("Incoming call", customerName(oc.Peer())+" is calling"))
+			}
 			w.win.RequestFocus()
 		}
 		w.view.Refresh()

@@ -51,7 +51,7 @@ func TestLiveCallShowsLockAndReason(t *testing.T) {
 	if !live.monitor.Disabled() {
 		t.Error("Monitor Call is enabled on a live call")
 	}
-	if !live.lock.Visible() {
+	if live.lock.Resource == nil {
 		t.Error("no lock on the live call")
 	}
 	if !live.reason.Visible() || live.reason.Text != "Live calls are end-to-end encrypted" {
@@ -62,7 +62,7 @@ func TestLiveCallShowsLockAndReason(t *testing.T) {
 		t.Error("tapping the disabled Monitor Call asked to monitor")
 	}
 	phone := d.Row("call-1")
-	if phone.monitor.Disabled() || phone.lock.Visible() || phone.reason.Visible() {
+	if phone.monitor.Disabled() || phone.lock.Resource != nil || phone.reason.Visible() {
 		t.Error("a phone call shows a lock, a reason or a disabled Monitor Call")
 	}
 

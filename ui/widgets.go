@@ -142,8 +142,8 @@ func newLevelMeter(c color.Color) *levelMeter {
 // SetLevel shows a level 0..1 (linear amplitude); the bar follows a dB-ish curve so
 // speech at normal volume fills most of it.
 func (m *levelMeter) SetLevel(v float64) {
-	// In steps of 1/64 of the bar: a change too small to see repaints nothing.
-	v = math.Round(min(max(v, 0), 1)*64) / 64
+	// In steps of 1/32 of the bar: a change too small to notice repaints nothing.
+	v = math.Round(min(max(v, 0), 1)*32) / 32
 	if v == m.level {
 		return
 	}

@@ -1,6 +1,9 @@
 // Package demo runs what `ringside --demo` shows: ringside-media in-process on loopback
 // with the demo users, two bot agents that answer and talk, and two simulated customers
-// who keep calling them, so the dashboard always has a conversation to monitor.
+// who keep calling them, so the dashboard always has a conversation to monitor; and a
+// third bot agent, signed in like a softphone, whom a web visitor keeps calling from the
+// browser side (WebRTC on loopback), so the dashboard also shows a live call, locked:
+// live calls are end-to-end encrypted and can't be monitored.
 package demo
 
 import (
@@ -9,12 +12,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"ringside/app"
+	"ringside/app/webvisitor"
 	"ringside/assets"
 	"ringside/server"
 	"ringside/server/simphone"
@@ -26,6 +31,7 @@ import (
 var Users = []store.NewUser{
 	{Name: "alice", Ext: "1001", Password: Password("alice"), Role: store.RoleAgent, Teams: []string{"red"}},
 	{Name: "bob", Ext: "1002", Password: Password("bob"), Role: store.RoleAgent, Teams: []string{"blue"}},
+	{Name: "carol", Ext: "1003", Password: Password("carol"), Role: store.RoleAgent, Teams: []string{"red"}},
 	{Name: "sam", Ext: "2001", Password: Password("sam"), Role: store.RoleSupervisor, Teams: []string{"red"}},
 	{Name: "ada", Ext: "3001", Password: Password("ada"), Role: store.RoleAdmin},
 }
@@ -55,12 +61,24 @@ var customers = []customer{
 	{number: "+14155550178", name: "Priya Shah", agentExt: "1002", talkFor: 4 * time.Minute},
 }
 
+// The live call: a web visitor calling carol from the browser (the call page's side,
+// spoken by pion). carol is signed in through the softphone core (app.Session), so her
+// end is the real one: agent WebSocket, pion, Opus. Both ends keep ICE on loopback.
+var visitor = customer{name: "Noor Haddad", agentExt: "1003", talkFor: 5 * time.Minute}
+
+const liveAgent = "carol"
+
+// loopbackOnly holds the live call's ICE to 127.0.0.0/8, like `ringside --demo`'s own
+// softphone.
+var loopbackOnly = app.LiveConfig{Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+
 // Demo is a running demo. Close stops it.
 type Demo struct {
 	log    *slog.Logger
 	dir    string
 	srv    *server.Server
 	phones []*simphone.Phone // agents first, customers after: closed in reverse
+	live   *app.Session      // carol, the live calls' agent
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -69,9 +87,10 @@ type Demo struct {
 }
 
 // Start brings the demo up: the media server (SIP and HTTP on free loopback ports, an
-// SQLite in a temporary directory), the users, the agents registered and the customers
-// dialling. It returns once everything is started; the first call is up about two
-// seconds later. ctx bounds only the start-up.
+// SQLite in a temporary directory), the users, the agents registered (carol signed in
+// for live calls) and the customers and the web visitor dialling. It returns once
+// everything is started; the first calls are up about two seconds later. ctx bounds
+// only the start-up.
 func Start(ctx context.Context, logger *slog.Logger) (*Demo, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -121,7 +140,7 @@ func (d *Demo) start(ctx, runCtx context.Context) error {
 	}
 
 	for _, u := range Users {
-		if u.Role != store.RoleAgent {
+		if u.Role != store.RoleAgent || u.Name == liveAgent {
 			continue
 		}
 		p, err := d.newPhone(ctx, simphone.Config{
@@ -150,6 +169,9 @@ func (d *Demo) start(ctx, runCtx context.Context) error {
 			d.keepCalling(runCtx, p, c)
 		}()
 	}
+	if err := d.startLive(ctx, runCtx, agentWAV); err != nil {
+		return err
+	}
 	d.log.Info("demo running", "sip", srv.SIPAddr, "http", srv.HTTPAddr, "data", cfg.DataDir)
 	return nil
 }
@@ -167,6 +189,118 @@ func (d *Demo) newPhone(ctx context.Context, cfg simphone.Config) (*simphone.Pho
 	}
 	d.phones = append(d.phones, p)
 	return p, nil
+}
+
+// startLive signs carol in (her softphone speaks agent.wav), has her answer what rings
+// after ringFor, and starts the web visitor who keeps calling her.
+func (d *Demo) startLive(ctx, runCtx context.Context, agentWAV string) error {
+	pcm, err := app.DecodeWAV(assets.CustomerSpeech)
+	if err != nil {
+		return fmt.Errorf("the visitor's speech: %w", err)
+	}
+	s, err := app.Login(ctx, d.Account(liveAgent), app.Options{
+		Audio:  app.WAVAudio(agentWAV, true),
+		Logger: d.log.With("part", "bot"),
+		Live:   loopbackOnly,
+	})
+	if err != nil {
+		return fmt.Errorf("bot agent %s: %w", liveAgent, err)
+	}
+	d.live = s
+	ring := make(chan struct{}, 1)
+	stopWatching := s.OnChange(func() {
+		select {
+		case ring <- struct{}{}:
+		default:
+		}
+	})
+	d.wg.Go(func() {
+		defer stopWatching()
+		d.answerCalls(runCtx, s, ring)
+	})
+	d.wg.Go(func() { d.keepVisiting(runCtx, pcm) })
+	return nil
+}
+
+// answerCalls is carol at her softphone: every call that rings is answered after ringFor.
+func (d *Demo) answerCalls(ctx context.Context, s *app.Session, ring <-chan struct{}) {
+	var answering sync.WaitGroup
+	defer answering.Wait()
+	seen := map[*app.OwnCall]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ring:
+		}
+		own := s.OwnCalls()
+		for c := range seen {
+			if c.State() == app.CallEnded {
+				delete(seen, c)
+			}
+		}
+		for _, c := range own {
+			if !c.Incoming() || c.State() != app.CallRinging || seen[c] {
+				continue
+			}
+			seen[c] = true
+			answering.Go(func() {
+				sleep(ctx, ringFor)
+				if ctx.Err() != nil {
+					return // Close hangs up
+				}
+				actx, cancel := context.WithTimeout(ctx, giveUpDial)
+				defer cancel()
+				if err := c.Answer(actx); err != nil && ctx.Err() == nil {
+					d.log.Info("demo agent could not answer", "agent", liveAgent, "err", err)
+				}
+			})
+		}
+	}
+}
+
+// keepVisiting is the web visitor: call carol from the browser side, talk a while (the
+// customer's recorded speech), hang up, call again.
+func (d *Demo) keepVisiting(ctx context.Context, speech []int16) {
+	c := visitor
+	log := d.log.With("visitor", c.name, "agent", c.agentExt)
+	for ctx.Err() == nil {
+		if err := d.visit(ctx, speech); err != nil && ctx.Err() == nil {
+			log.Info("demo web visitor did not get through; calling again soon", "err", err)
+		}
+		sleep(ctx, redialAfter)
+	}
+}
+
+// visit is one live call from the visitor, until either side hangs up.
+func (d *Demo) visit(ctx context.Context, speech []int16) error {
+	c := visitor
+	dctx, cancel := context.WithTimeout(ctx, giveUpDial)
+	defer cancel()
+	v, err := webvisitor.Dial(dctx, d.srv.HTTPAddr, c.agentExt, webvisitor.Config{
+		Name:      c.name,
+		Voice:     webvisitor.Loop(speech),
+		RecordMax: time.Second, // nobody listens; keep it from growing
+	})
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	if _, err := v.Expect(dctx, "answer"); err != nil {
+		return err
+	}
+	talk := c.talkFor + rand.N(c.talkFor/5)
+	tctx, stop := context.WithTimeout(ctx, talk)
+	defer stop()
+	// Expect keeps reading the server's messages (candidates) until carol hangs up, the
+	// socket closes, or the visitor has talked long enough (or the demo closes).
+	if _, err := v.Expect(tctx, "hangup"); err == nil || tctx.Err() == nil {
+		return nil
+	}
+	if err := v.Hangup(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
 }
 
 // keepCalling is one customer: call the agent, talk a while, hang up, call again.
@@ -221,13 +355,16 @@ func (d *Demo) ServerURL() string { return "http://" + d.srv.HTTPAddr }
 // SIPAddr is the media server's SIP address, for pointing another SIP phone at it.
 func (d *Demo) SIPAddr() string { return d.srv.SIPAddr }
 
-// Close stops the customers (their calls end with a BYE), the agents and the server, and
-// removes the temporary directory.
+// Close stops the customers (their calls end with a BYE) and the web visitor, the agents
+// and the server, and removes the temporary directory.
 func (d *Demo) Close() error {
 	d.closeOnce.Do(func() {
 		d.cancel()
 		d.wg.Wait()
 		var errs []error
+		if d.live != nil {
+			errs = append(errs, d.live.Close())
+		}
 		for i := len(d.phones) - 1; i >= 0; i-- {
 			errs = append(errs, d.phones[i].Close())
 		}

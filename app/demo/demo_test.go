@@ -2,8 +2,10 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"testing"
 	"time"
@@ -21,7 +23,8 @@ func testLogger() *slog.Logger {
 }
 
 // The demo's promise: a supervisor who logs in finds a conversation to monitor within
-// seconds, and closing the demo leaves nothing running.
+// seconds, and beside it a live call from a web visitor that he can't monitor; closing
+// the demo leaves nothing running.
 func TestDemoHasALiveCallForTheSupervisor(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
 		// server.Stop leaves sipgo's read loop on the SIP socket running (the socket is
@@ -63,20 +66,30 @@ func TestDemoHasALiveCallForTheSupervisor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if call := talking(calls, "alice"); call != nil {
-			if !call.Monitorable || call.Customer.Number == "" {
-				t.Errorf("alice's call: %+v, want a monitorable call from a customer", *call)
-			}
+		if talking(calls, "alice") != nil && talking(calls, "carol") != nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no talking call to alice after 10 s; sam sees %+v", calls)
+			t.Fatalf("no talking calls to alice and carol after 10 s; sam sees %+v", calls)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	if call := talking(calls, "alice"); call.Kind != app.CallKindPhone || !call.Monitorable || call.Customer.Number == "" {
+		t.Errorf("alice's call: %+v, want a monitorable phone call from a customer", *call)
+	}
+	// carol's is the web visitor's live call: listed with the lock's reason, not monitorable.
+	live := talking(calls, "carol")
+	if live.Kind != app.CallKindLive || live.Monitorable || live.UnmonitorableReason != "live calls are end-to-end encrypted" ||
+		live.Customer.Number != "web" || live.Customer.Name != visitor.name {
+		t.Errorf("carol's call: %+v, want a live call from web visitor %s that can't be monitored", *live, visitor.name)
+	}
+	var apiErr *app.APIError
+	if _, err := c.Monitor(ctx, live.ID, "listen"); !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
+		t.Errorf("monitoring the live call: %v, want 409", err)
+	}
 	// sam's team is red: bob's call (team blue) is not his to see, but the admin sees both.
 	for _, call := range calls {
-		if call.Agent.Name != "alice" {
+		if call.Agent.Name != "alice" && call.Agent.Name != "carol" {
 			t.Errorf("sam sees %s's call", call.Agent.Name)
 		}
 	}
@@ -100,7 +113,28 @@ func TestDemoHasALiveCallForTheSupervisor(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	t.Logf("both calls talking %v after Start", time.Since(started))
+	t.Logf("the calls are talking %v after Start", time.Since(started))
+
+	// The live call's media runs between the visitor and carol's softphone, encrypted
+	// with the visitor's certificate that its offer named.
+	for {
+		var info app.LiveInfo
+		for _, oc := range d.live.OwnCalls() {
+			if i, ok := oc.LiveInfo(); ok {
+				info = i
+			}
+		}
+		if info.Connection == "connected" && info.RemoteCertFingerprint != "" {
+			if info.RemoteCertFingerprint != info.RemoteFingerprint || !info.Remote.Addr().IsLoopback() {
+				t.Errorf("carol's live call: %+v, want the offer's certificate over loopback", info)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carol's live call did not connect: %+v", info)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// The bots speak: each customer hears its agent's recorded voice through the server.
 	for _, p := range d.phones {

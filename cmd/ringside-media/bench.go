@@ -45,6 +45,8 @@ type benchFlags struct {
 	cpuProfile   string
 	genProfile   string
 	logLevel     string
+	rtpMux       bool
+	muxSockets   int
 }
 
 // generatorConfig is what the bench hands its generator child.
@@ -104,6 +106,8 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "in-process: write the server's CPU profile over the window to this file")
 	fs.StringVar(&f.genProfile, "generator-cpuprofile", "", "write the load generator's CPU profile over the window to this file")
 	fs.StringVar(&f.logLevel, "log-level", "error", "in-process server's log level (to stderr)")
+	fs.BoolVar(&f.rtpMux, "rtp-mux", false, "in-process server: RTP on shared sockets per clock shard (serve --rtp-mux)")
+	fs.IntVar(&f.muxSockets, "rtp-mux-sockets", 0, "in-process server, with --rtp-mux: shared sockets per clock shard")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -130,6 +134,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		cfg.DataDir = dir
 		cfg.SIPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.RTPMin, cfg.RTPMax = 0, 0
+		cfg.RTPMux, cfg.RTPMuxSockets = f.rtpMux, f.muxSockets
 		cfg.Node = "bench"
 		cfg.PasswordIterations = 1 // a throwaway store
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))

@@ -100,6 +100,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.SIPAddr, "sip-addr", cfg.SIPAddr, "SIP UDP address")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP API address")
 	rtp := fs.String("rtp-ports", "20000-29999", "RTP port range")
+	fs.BoolVar(&cfg.RTPMux, "rtp-mux", cfg.RTPMux, "carry RTP on a few shared sockets per clock shard, legs told apart by the peer's address (fewer system calls)")
+	fs.IntVar(&cfg.RTPMuxSockets, "rtp-mux-sockets", 0, "with --rtp-mux: shared sockets per clock shard (default 8)")
 	trunk := fs.String("trunk-allow", "127.0.0.0/8", "comma-separated prefixes whose INVITEs are customer calls")
 	fs.StringVar(&cfg.TrunkURI, "trunk-uri", "", "where agents' outbound calls go (sip:HOST:PORT)")
 	public := fs.String("public-ip", "", "IP advertised in SDP and Contact")

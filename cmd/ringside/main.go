@@ -10,8 +10,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only when RINGSIDE_PPROF names an address
+	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"fyne.io/fyne/v2"
@@ -26,6 +30,9 @@ import (
 // appID matches FyneApp.toml.
 const appID = "dev.ringside.softphone"
 
+// gcPercent is the softphone's GOGC unless the environment sets one.
+const gcPercent = 50
+
 func main() {
 	demoMode := flag.Bool("demo", false, "start a demo call center (media server, users, a customer talking to a bot agent) and sign in as supervisor sam")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
@@ -39,6 +46,16 @@ func main() {
 		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if os.Getenv("GOGC") == "" {
+		// Most of the heap is long-lived (font faces, widgets) and the softphone allocates
+		// little once running, so collecting at half the heap's growth rather than all of
+		// it keeps the heap's headroom small for little CPU (scripts/perf-softphone.sh).
+		debug.SetGCPercent(gcPercent)
+	}
+	if addr := os.Getenv("RINGSIDE_PPROF"); addr != "" {
+		// Profiling for developers (scripts/perf-softphone.sh): keep it on loopback.
+		go func() { logger.Warn("pprof", "err", http.ListenAndServe(addr, nil)) }()
+	}
 	var signIn *app.Account
 	if *server != "" || *user != "" {
 		if *server == "" || *user == "" || *demoMode {
@@ -60,7 +77,11 @@ func run(demoMode bool, signIn *app.Account, logger *slog.Logger) error {
 	defer stop()
 
 	a := fyneapp.NewWithID(appID)
-	u := ui.New(a, ui.Options{Logger: logger, Icon: fyne.NewStaticResource("icon.png", assets.Icon)})
+	opts := ui.Options{Logger: logger, Icon: fyne.NewStaticResource("icon.png", assets.Icon)}
+	if demoMode { // the demo's server and visitors are on this machine: live calls stay on loopback
+		opts.Live.Networks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	}
+	u := ui.New(a, opts)
 
 	var d *demo.Demo
 	if demoMode {

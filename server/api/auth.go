@@ -241,6 +241,17 @@ func (a *API) authed(h userHandler) handlerFunc {
 	}
 }
 
+// Authenticate checks r's Bearer token as every API endpoint does, for endpoints served
+// beside the API (the live-call agent socket). On failure it has answered as the API
+// answers (401 with WWW-Authenticate, or 500) and returns false.
+func (a *API) Authenticate(w http.ResponseWriter, r *http.Request) (u store.User, ok bool) {
+	a.handle(a.authed(func(_ http.ResponseWriter, _ *http.Request, caller store.User) error {
+		u, ok = caller, true
+		return nil
+	}))(w, r)
+	return u, ok
+}
+
 func (a *API) caller(r *http.Request) (store.User, error) {
 	token, ok := bearerToken(r)
 	if !ok {

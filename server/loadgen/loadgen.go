@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -127,6 +128,41 @@ type run struct {
 	tones  [3][][]byte
 	calls  []*call
 	byExt  map[string]*call
+
+	// pairs is which server RTP addresses each group's socket already talks to. A group
+	// tells its legs apart by the server's address, and a server that shares sockets
+	// among legs tells them apart by ours, so one pair of sockets carries one leg at most:
+	// we keep to that where we choose (answering the server's offer), the server where it
+	// does (answering ours).
+	pairMu sync.Mutex
+	pairs  map[*group]map[netip.AddrPort]bool
+}
+
+// groupFor picks a group whose socket carries no leg to server yet, and claims the pair.
+func (r *run) groupFor(server netip.AddrPort) (*group, bool) {
+	r.pairMu.Lock()
+	defer r.pairMu.Unlock()
+	start := int(r.next.Add(1) - 1)
+	for i := range r.groups {
+		g := r.groups[(start+i)%len(r.groups)]
+		if !r.pairs[g][server] {
+			r.pairs[g][server] = true
+			return g, true
+		}
+	}
+	return nil, false
+}
+
+// claim records the pair the server chose for a leg of ours; false when g already has a
+// leg to that server address, which the server must not do.
+func (r *run) claim(g *group, server netip.AddrPort) bool {
+	r.pairMu.Lock()
+	defer r.pairMu.Unlock()
+	if r.pairs[g][server] {
+		return false
+	}
+	r.pairs[g][server] = true
+	return true
 }
 
 // Run places the calls, measures for cfg.Duration, hangs up and reports. ctx cancels it.
@@ -165,7 +201,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Calls <= 0 || cfg.Monitored < 0 || cfg.Monitored > cfg.Calls {
 		return Result{}, fmt.Errorf("loadgen: want 0 < calls and 0 <= monitored <= calls, got %d and %d", cfg.Calls, cfg.Monitored)
 	}
-	r := &run{cfg: cfg, log: cfg.Logger, byExt: make(map[string]*call)}
+	r := &run{cfg: cfg, log: cfg.Logger, byExt: make(map[string]*call), pairs: make(map[*group]map[netip.AddrPort]bool)}
 	r.tones = [3][][]byte{toneCycle(CustomerHz), toneCycle(AgentHz), toneCycle(SupervisorHz)}
 	for i := range cfg.Calls {
 		c := &call{idx: i, agentExt: strconv.Itoa(cfg.AgentBase + i), monitored: i < cfg.Monitored, answered: make(chan struct{})}
@@ -193,6 +229,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, err
 		}
 		r.groups = append(r.groups, g)
+		r.pairs[g] = make(map[netip.AddrPort]bool)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -344,6 +381,9 @@ func (r *run) placeCall(ctx context.Context, c *call) error {
 	if err != nil {
 		return err
 	}
+	if !r.claim(g, answer.Addr) {
+		return fmt.Errorf("loadgen: the server answered call %s with an RTP address another leg of ours already talks to from the same socket", c.agentExt)
+	}
 	l := newLeg(c, customer, answer.Addr, r.tones[customer])
 	l.group = g
 	r.ua.trackUAC(cs, l)
@@ -362,6 +402,9 @@ func (r *run) monitor(ctx context.Context, c *call, supExt string) error {
 	cs, answer, err := r.ua.dial(ctx, r.cfg.MonitorCode+c.agentExt, supExt, r.cfg.Password, answerSDP(g.sock.local))
 	if err != nil {
 		return err
+	}
+	if !r.claim(g, answer.Addr) {
+		return fmt.Errorf("loadgen: the server answered monitor %s with an RTP address another leg of ours already talks to from the same socket", supExt)
 	}
 	l := newLeg(c, supervisor, answer.Addr, r.tones[supervisor])
 	l.group = g
@@ -396,7 +439,11 @@ func (r *run) answerAgent(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer ds.Close()
-	g := r.nextGroup()
+	g, ok := r.groupFor(offer.Addr)
+	if !ok {
+		_ = ds.Respond(503, "Service Unavailable: every generator socket already talks to that server address", nil)
+		return
+	}
 	l := newLeg(c, agent, offer.Addr, r.tones[agent])
 	l.group = g
 	r.ua.trackUAS(ds, l)

@@ -115,11 +115,13 @@ var (
 		"RTP packets dropped for coming from an address other than the one signalled in SDP.", nil, nil)
 	descRTPMalformed = prometheus.NewDesc("ringside_rtp_malformed_packets_total",
 		"Packets dropped for not being RTP or carrying an unexpected payload type.", nil, nil)
+	descSRTPDropped = prometheus.NewDesc("ringside_srtp_dropped_packets_total",
+		"SRTP packets dropped for failing authentication or the replay check, or for coming before the DTLS handshake gave keys.", nil, nil)
 )
 
 func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descCallsActive, descCallsTotal, descLegsActive, descMonitorsActive,
-		descJitterDropped, descJitterMissing, descRTPForeign, descRTPMalformed} {
+		descJitterDropped, descJitterMissing, descRTPForeign, descRTPMalformed, descSRTPDropped} {
 		ch <- d
 	}
 }
@@ -151,4 +153,5 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descJitterMissing, s.JitterMissing)
 	counter(descRTPForeign, s.RTPForeign)
 	counter(descRTPMalformed, s.RTPMalformed)
+	counter(descSRTPDropped, s.SRTPDropped)
 }

@@ -23,6 +23,16 @@ type Clock struct {
 type shard struct {
 	mu    sync.Mutex
 	rooms []*Room
+	io    []ShardIO
+}
+
+// ShardIO is I/O shared by the rooms of one shard: legs multiplexed on a few sockets. The
+// clock calls Receive before the shard's rooms tick (every leg's packets reach its jitter
+// buffer) and Flush after (everything the rooms wrote goes out together), so a tick costs a
+// few system calls however many legs it carries.
+type ShardIO interface {
+	Receive()
+	Flush()
 }
 
 // NewClock makes a clock with n shards (at least one), each ticking its rooms in turn.
@@ -34,12 +44,33 @@ func NewClock(n int) *Clock {
 	return c
 }
 
-// Add starts ticking r; rooms are spread over shards round-robin.
-func (c *Clock) Add(r *Room) {
+// Shards is how many shards the clock has.
+func (c *Clock) Shards() int { return len(c.shards) }
+
+// NextShard picks the shard for a new room, round-robin: a caller that must know the shard
+// before the room starts ticking (its legs' I/O lives there) picks it, then uses AddTo.
+func (c *Clock) NextShard() int {
 	c.mu.Lock()
-	s := c.shards[c.next%len(c.shards)]
+	defer c.mu.Unlock()
+	i := c.next % len(c.shards)
 	c.next++
-	c.mu.Unlock()
+	return i
+}
+
+// AttachIO has shard i drive io around its rooms' ticks.
+func (c *Clock) AttachIO(i int, io ShardIO) {
+	s := c.shards[i%len(c.shards)]
+	s.mu.Lock()
+	s.io = append(s.io, io)
+	s.mu.Unlock()
+}
+
+// Add starts ticking r; rooms are spread over shards round-robin.
+func (c *Clock) Add(r *Room) { c.AddTo(c.NextShard(), r) }
+
+// AddTo starts ticking r on shard i.
+func (c *Clock) AddTo(i int, r *Room) {
+	s := c.shards[i%len(c.shards)]
 	s.mu.Lock()
 	s.rooms = append(s.rooms, r)
 	s.mu.Unlock()
@@ -81,6 +112,7 @@ func (c *Clock) runShard(ctx context.Context, s *shard, next time.Time) {
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
 	var rooms []*Room
+	var io []ShardIO
 	for {
 		select {
 		case <-ctx.Done():
@@ -92,9 +124,16 @@ func (c *Clock) runShard(ctx context.Context, s *shard, next time.Time) {
 		// Copy under the lock so Add and Remove never wait for a whole tick's I/O.
 		s.mu.Lock()
 		rooms = append(rooms[:0], s.rooms...)
+		io = append(io[:0], s.io...)
 		s.mu.Unlock()
+		for _, x := range io {
+			x.Receive()
+		}
 		for _, r := range rooms {
 			r.Tick()
+		}
+		for _, x := range io {
+			x.Flush()
 		}
 		if c.OnTick != nil {
 			c.OnTick(lag, time.Since(start))

@@ -71,6 +71,14 @@ type Receiver interface {
 	Receive()
 }
 
+// SharedReceiver is a Receiver on a socket it shares with other legs, drained once a tick
+// for all of them by the clock shard's ShardIO: the room's tick skips it (Receive would
+// drain the whole socket again), and only SetMode calls it.
+type SharedReceiver interface {
+	Receiver
+	SharedSocket() bool
+}
+
 // ErrFull is returned when a room already has the leg a role allows only once.
 var ErrFull = errors.New("room already has that leg")
 
@@ -82,7 +90,8 @@ type Leg struct {
 
 	out       FrameWriter
 	levelOut  LevelWriter // out, when it carries levels
-	in        Receiver    // out, when the room drains it
+	in        Receiver    // out, when it is one (SetMode drains it)
+	tickIn    Receiver    // in, when the room's tick drains it (not a shared socket)
 	csrc      uint32      // names this leg as a contributing source
 	jitter    *media.JitterBuffer
 	mode      atomic.Value // Mode, supervisors only
@@ -109,6 +118,10 @@ func NewLeg(id string, role Role, codec media.Codec, out FrameWriter, mode Mode)
 	l := &Leg{ID: id, Role: role, Codec: codec, out: out, csrc: rand.Uint32(), jitter: media.NewJitterBuffer(legJitter)}
 	l.levelOut, _ = out.(LevelWriter)
 	l.in, _ = out.(Receiver)
+	l.tickIn = l.in
+	if s, ok := out.(SharedReceiver); ok && s.SharedSocket() {
+		l.tickIn = nil
+	}
 	if mode == "" {
 		mode = Listen
 	}
@@ -218,8 +231,8 @@ func (r *Room) Tick() {
 	var customer, agent *Leg
 	supervisors := 0
 	for _, l := range legs {
-		if l.in != nil {
-			l.in.Receive()
+		if l.tickIn != nil {
+			l.tickIn.Receive()
 		}
 		l.rawLen, l.has = l.jitter.Pop(l.raw[:])
 		switch l.Role {

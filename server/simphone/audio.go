@@ -1,7 +1,9 @@
 package simphone
 
 import (
+	"encoding/binary"
 	"sync"
+	"time"
 
 	"ringside/media"
 )
@@ -26,9 +28,36 @@ const (
 )
 
 // playoutJitter is the playback jitter buffer of a phone with a sound card: the
-// softphone's link to its server is a LAN, so one frame of delay, growing (to three)
-// only when frames come late, and shrinking back once they come on time again.
-var playoutJitter = media.JitterConfig{Depth: 1, MaxDepth: 3}
+// softphone's link to its server is a LAN, so one frame. It is adaptive so that a late
+// frame is waited for rather than skipped; how long frames wait is up to the playout
+// phase below, which trims what a re-prefill or a burst leaves queued.
+var playoutJitter = media.JitterConfig{Depth: 1, MaxDepth: 2}
+
+// The playout phase. The server sends a frame every 20 ms on its clock; the sound card
+// asks for audio every period (10 ms) on its own. A frame waits in the buffer from its
+// arrival until the first period that plays it begins, so the phase between the two
+// clocks costs up to a whole frame when frames are started on a fixed 20 ms grid. The
+// playout point instead follows arrivals: each frame carries its arrival time through the
+// jitter buffer, and when for a while every frame arrived at least playoutMargin plus a
+// period before it was needed, the speaker skips a period's worth of audio (once: it is
+// the same 10 ms for every later frame), so frames start in the first period after they
+// arrive. A frame that comes too late makes the speaker wait a period for it, and the
+// next skip then waits for a longer clean spell, so a jittery link settles instead of
+// skipping and starving in turn. A whole frame or more left waiting (a burst after a
+// stall, a re-prefill) is skipped at once after a short spell.
+const (
+	// stampSize is the arrival time appended to each payload in the jitter buffer.
+	stampSize = 8
+	// playoutMargin is the least time a frame should have arrived before it is needed:
+	// scheduling jitter of the receiving goroutine and of the audio thread.
+	playoutMargin = 2 * time.Millisecond
+	// trimFrames is how many frames (1 s) must all arrive early enough before the
+	// playout point moves a period earlier; each late frame doubles it, up to
+	// maxTrimFrames (30 s). backlogFrames (200 ms) is the spell for a frame or more.
+	trimFrames    = 50
+	maxTrimFrames = 1500
+	backlogFrames = 10
+)
 
 // Pauser is implemented by devices that can stop their clock while no call uses them
 // and start it again (the softphone's sound card): an idle phone then costs nothing.
@@ -128,10 +157,23 @@ type streamAudio struct {
 	out     [media.MaxFramePayload]int16 // the frame being played
 	outPos  int
 	outLen  int
+
+	epoch   time.Time                   // arrival stamps count from here
+	stamped [media.MaxFramePayload]byte // the receiver's: payload and arrival stamp
+	noStamp bool                        // payloads too long to carry a stamp: fixed phase
+	// The playout phase (audio thread): whether the last Pop found a frame, the frames
+	// seen in this trim window and the window's length, and the least slack in it.
+	fed      bool
+	seen     int
+	window   int
+	minSlack time.Duration
+	skip     int  // samples still to skip
+	wait     bool // the frame in out starts with the next period
 }
 
 func newStreamAudio() *streamAudio {
-	return &streamAudio{jb: media.NewJitterBuffer(playoutJitter), ready: make(chan struct{}, 1)}
+	return &streamAudio{jb: media.NewJitterBuffer(playoutJitter), ready: make(chan struct{}, 1),
+		epoch: time.Now(), window: trimFrames}
 }
 
 func (s *streamAudio) pushCapture(pcm []int16) {
@@ -173,36 +215,111 @@ func (s *streamAudio) takeFrame(frame []int16) bool {
 	return true
 }
 
-// pushReceived queues one received audio payload for the speaker.
+// pushReceived queues one received audio payload for the speaker, stamped with its
+// arrival time.
 func (s *streamAudio) pushReceived(h media.RTPHeader, payload []byte) {
-	s.mu.Lock()
-	s.rxCodec = media.Codec(h.PayloadType)
-	s.mu.Unlock()
-	s.jb.Push(h.Seq, h.Timestamp, payload)
-}
-
-// mixPlayout adds this call's next samples to pcm, popping a frame from the jitter buffer
-// whenever the one being played is used up (a missing frame plays as silence).
-func (s *streamAudio) mixPlayout(pcm []int16) {
+	at := time.Since(s.epoch)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for len(pcm) > 0 {
-		if s.outPos == s.outLen {
-			n, ok := s.jb.Pop(s.payload[:])
-			if !ok || n == 0 {
-				n = media.FrameSamples
-				clear(s.out[:n])
-			} else {
-				s.rxCodec.Decode(s.out[:n], s.payload[:n])
-			}
-			s.outPos, s.outLen = 0, n
+	s.rxCodec = media.Codec(h.PayloadType)
+	if !s.noStamp && len(payload) > len(s.stamped)-stampSize {
+		s.noStamp = true
+		s.jb.Reset() // what it holds carries stamps
+	}
+	if s.noStamp {
+		s.jb.Push(h.Seq, h.Timestamp, payload)
+		return
+	}
+	n := copy(s.stamped[:], payload)
+	binary.LittleEndian.PutUint64(s.stamped[n:], uint64(at))
+	s.jb.Push(h.Seq, h.Timestamp, s.stamped[:n+stampSize])
+}
+
+// mixPlayout adds this call's next samples to pcm (one period of the sound card),
+// popping a frame from the jitter buffer whenever the one being played is used up. When
+// the next frame has not arrived, the rest of the period stays silent and the next
+// period asks again.
+func (s *streamAudio) mixPlayout(pcm []int16) {
+	now := time.Since(s.epoch)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for off := 0; off < len(pcm); {
+		if (s.outPos == s.outLen && !s.next(now, off, len(pcm))) || s.wait {
+			s.wait = false
+			return
 		}
-		k := min(len(pcm), s.outLen-s.outPos)
+		k := min(len(pcm)-off, s.outLen-s.outPos)
 		for i := range k {
-			v := int32(pcm[i]) + int32(s.out[s.outPos+i])
-			pcm[i] = int16(max(-32768, min(32767, v)))
+			v := int32(pcm[off+i]) + int32(s.out[s.outPos+i])
+			pcm[off+i] = int16(max(-32768, min(32767, v)))
 		}
-		pcm = pcm[k:]
+		off += k
 		s.outPos += k
 	}
+}
+
+// next decodes the next frame into out, or reports false when it is not there yet. now
+// is when the period began, off where in it the frame would start and period its length
+// in samples.
+func (s *streamAudio) next(now time.Duration, off, period int) bool {
+	n, ok := s.jb.Pop(s.payload[:])
+	if !ok || n == 0 || (!s.noStamp && n <= stampSize) {
+		s.skip = 0
+		if s.fed {
+			// Late (or lost): be slower to move the playout point earlier again.
+			s.fed, s.seen = false, 0
+			s.window = min(2*s.window, maxTrimFrames)
+		}
+		return false
+	}
+	starting := !s.fed
+	s.fed = true
+	if s.noStamp {
+		s.rxCodec.Decode(s.out[:n], s.payload[:n])
+		s.outPos, s.outLen = 0, n
+		return true
+	}
+	n -= stampSize
+	at := time.Duration(binary.LittleEndian.Uint64(s.payload[n:]))
+	s.rxCodec.Decode(s.out[:n], s.payload[:n])
+	s.outPos, s.outLen = 0, n
+	if s.skip > 0 {
+		s.outPos = min(s.skip, n)
+		s.skip -= s.outPos
+		return true // mixPlayout asks again when this frame was skipped whole
+	}
+
+	// The frame was needed when the period began: its slack is how long before that it
+	// arrived.
+	slack := now - at
+	if starting && slack < playoutMargin && off == 0 {
+		// The first frame after a gap arrived just now: start it a period later, so
+		// that the next ones, as early or late as it was, do not miss their period.
+		s.wait = true
+		slack += time.Duration(period) * time.Second / media.SampleRate
+	}
+	if s.seen == 0 || slack < s.minSlack {
+		s.minSlack = slack
+	}
+	s.seen++
+	periodTime := time.Duration(period) * time.Second / media.SampleRate
+	frameTime := time.Duration(n) * time.Second / media.SampleRate
+	excess := s.minSlack - playoutMargin
+	switch {
+	case s.seen >= backlogFrames && excess >= frameTime:
+	case s.seen >= s.window:
+	default:
+		return true
+	}
+	s.seen = 0
+	// Start frames at the beginning of a period (dropping off samples keeps them in the
+	// same period), and as many periods earlier as every frame of the spell would still
+	// have arrived in time.
+	drop := off
+	if excess > 0 {
+		drop += int(excess/periodTime) * period
+	}
+	s.outPos = min(drop, n)
+	s.skip = drop - s.outPos
+	return true
 }

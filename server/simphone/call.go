@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"ringside/media"
+	"ringside/media/dtlssrtp"
 )
 
 type callState int
@@ -53,6 +54,7 @@ type Call struct {
 	sdpID        uint64
 	sdpVersion   uint64
 	offer        *media.SessionDesc // incoming: the INVITE's offer (nil: offer-less INVITE)
+	dtls         *media.DTLSParams  // our DTLS-SRTP attributes; nil: plain RTP
 	awaitAckSDP  bool
 	dialCancel   func() // outgoing, while the INVITE is pending
 
@@ -120,13 +122,82 @@ func (c *Call) offerLocked() []byte {
 		Ptime:     20,
 		LevelsID:  levelsExtID,
 	}
-	return d.Marshal(c.sdpID, c.sdpVersion)
+	if c.p.cfg.SRTP && c.dtls == nil && c.st.secure.Load() == nil {
+		if cert, err := dtlssrtp.LocalCertificate(); err == nil {
+			c.dtls = &media.DTLSParams{Fingerprint: cert.Fingerprint.String(), Setup: dtlssrtp.SetupActPass}
+		} else {
+			c.p.log.Error("offering plain RTP", "err", err)
+		}
+	}
+	d.DTLS = c.dtls
+	d.RTCPMux = c.dtls != nil
+	return c.p.mangle(d.Marshal(c.sdpID, c.sdpVersion))
+}
+
+func (p *Phone) mangle(body []byte) []byte {
+	if p.cfg.MangleSDP != nil {
+		return p.cfg.MangleSDP(body)
+	}
+	return body
+}
+
+// acceptable refuses offers the phone's configuration can't take: DTLS-SRTP without
+// Config.SRTP, or with a fingerprint we can't read.
+func (p *Phone) acceptable(offer media.SessionDesc) error {
+	if offer.DTLS == nil {
+		return nil
+	}
+	if !p.cfg.SRTP {
+		return fmt.Errorf("%w (this phone has SRTP off)", media.ErrEncryptedMedia)
+	}
+	_, err := dtlssrtp.ParseFingerprint(offer.DTLS.Fingerprint)
+	return err
+}
+
+// registerContact is our Contact for REGISTER, with the DTLS-SRTP feature tag when on.
+func (p *Phone) registerContact() *sip.ContactHeader {
+	ct := p.contact.Clone()
+	if p.cfg.SRTP {
+		if ct.Params == nil {
+			ct.Params = sip.NewParams()
+		}
+		ct.Params.Add(dtlssrtp.ContactFeature, "")
+	}
+	return ct
+}
+
+// secureLocked starts DTLS-SRTP on the call's stream once offer/answer agreed on it (the
+// stream is configured: the handshake goes to the peer's SDP address); c.mu held. A
+// failed handshake (the peer's certificate is not the one its SDP named) hangs up.
+func (c *Call) secureLocked(role dtlssrtp.Role, peer *media.DTLSParams) error {
+	if c.st.secure.Load() != nil {
+		return nil // a re-INVITE keeps the association (RFC 5763 §6.7 allows no change here)
+	}
+	fp, err := dtlssrtp.ParseFingerprint(peer.Fingerprint)
+	if err != nil {
+		return err
+	}
+	return c.st.startSecure(role, fp, func(err error) {
+		c.p.log.Warn("DTLS-SRTP failed, hanging up", "err", err)
+		if !c.p.enter() {
+			return
+		}
+		go func() {
+			defer c.p.wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			_ = c.Hangup(ctx)
+		}()
+	})
 }
 
 // answerLocked answers a peer's offer and applies it to the stream; c.mu held.
 func (c *Call) answerLocked(offer media.SessionDesc) ([]byte, error) {
 	codec, err := media.Negotiate(offer, c.p.codecs())
 	if err != nil {
+		return nil, err
+	}
+	if err := c.p.acceptable(offer); err != nil {
 		return nil, err
 	}
 	dir := direction(sends(c.localDir) && recvs(offer.Direction), recvs(c.localDir) && sends(offer.Direction))
@@ -142,7 +213,25 @@ func (c *Call) answerLocked(offer media.SessionDesc) ([]byte, error) {
 	}
 	c.st.configure(offer.Addr, codec, offer.DTMFType, offer.DTMFType, sends(dir))
 	c.st.setLevelsID(offer.LevelsID)
-	return d.Marshal(c.sdpID, c.sdpVersion), nil
+	if offer.DTLS != nil {
+		// We answer active, as SIP phones do (RFC 5763 §5): our ClientHello follows the answer.
+		role, setup := dtlssrtp.AnswerRole(offer.DTLS.Setup, dtlssrtp.Client)
+		if c.dtls == nil {
+			cert, err := dtlssrtp.LocalCertificate()
+			if err != nil {
+				return nil, err
+			}
+			c.dtls = &media.DTLSParams{Fingerprint: cert.Fingerprint.String(), Setup: setup}
+		}
+		if err := c.secureLocked(role, offer.DTLS); err != nil {
+			return nil, err
+		}
+	} else if c.st.secure.Load() == nil {
+		c.dtls = nil
+	}
+	d.DTLS = c.dtls
+	d.RTCPMux = offer.RTCPMux
+	return c.p.mangle(d.Marshal(c.sdpID, c.sdpVersion)), nil
 }
 
 // applyAnswerLocked applies the peer's answer to our offer; c.mu held.
@@ -166,10 +255,25 @@ func (c *Call) applyAnswerLocked(body []byte) error {
 	if !ok {
 		return fmt.Errorf("%w: answer has %v", media.ErrNoCommonCodec, ans.Codecs)
 	}
+	if ans.DTLS != nil && c.dtls == nil {
+		return fmt.Errorf("%w: the answer is DTLS-SRTP, our offer was plain RTP", media.ErrBadSDP)
+	}
 	dir := direction(sends(c.localDir) && recvs(ans.Direction), recvs(c.localDir) && sends(ans.Direction))
 	c.negotiated = dir
 	c.st.configure(ans.Addr, codec, ans.DTMFType, ans.DTMFType, sends(dir))
 	c.st.setLevelsID(ans.LevelsID)
+	switch {
+	case ans.DTLS != nil && c.st.secure.Load() == nil:
+		role := dtlssrtp.OfferRole(ans.DTLS.Setup)
+		setup := dtlssrtp.SetupPassive
+		if role == dtlssrtp.Client {
+			setup = dtlssrtp.SetupActive
+		}
+		c.dtls = &media.DTLSParams{Fingerprint: c.dtls.Fingerprint, Setup: setup} // what later offers say
+		return c.secureLocked(role, ans.DTLS)
+	case ans.DTLS == nil && c.st.secure.Load() == nil:
+		c.dtls = nil // the peer chose plain RTP
+	}
 	return nil
 }
 
@@ -484,6 +588,20 @@ func (c *Call) StartMedia() { c.st.setHalted(false) }
 
 // SetMute sends silence instead of the tone while true (packets keep flowing).
 func (c *Call) SetMute(mute bool) { c.st.setMuted(mute) }
+
+// Secure reports whether the call's media is DTLS-SRTP with the handshake done.
+func (c *Call) Secure() bool {
+	s := c.st.secure.Load()
+	return s != nil && s.Ready()
+}
+
+// MediaError is why the call's DTLS-SRTP handshake failed, nil otherwise.
+func (c *Call) MediaError() error {
+	if s := c.st.secure.Load(); s != nil {
+		return s.Err()
+	}
+	return nil
+}
 
 // Done is closed when the call has ended (either side, or rejected/cancelled).
 func (c *Call) Done() <-chan struct{} { return c.done }

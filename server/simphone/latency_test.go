@@ -17,7 +17,8 @@ import (
 // latencyPeriods of them buffered. Its capture side hands over each period as it fills
 // (one period of delay); its playback side plays what the callback wrote after the
 // periods queued ahead of it. BenchmarkAudioLatency counts those on top of what it
-// measures in the phone's media path.
+// measures in the phone's media path. As app's frameIO does, the device hands 20 ms
+// frames to capture and asks playback for one period at a time.
 const (
 	latencyPeriod  = 10 * time.Millisecond
 	latencyPeriods = 2
@@ -26,9 +27,11 @@ const (
 )
 
 // periodDevice is a sound card on its own clock in periods of latencyPeriod, turning
-// them into 20 ms frames as app's frameIO does. When asked (mark), the next captured
-// frame is a marker and the time it is handed over is sent on captured; the time a
-// frame holding a marker is handed to the speaker is sent on played.
+// the microphone's into 20 ms frames and asking for the speaker's period by period, as
+// app's frameIO does. When asked (mark), the next captured frame is a marker and the
+// time it is handed over is sent on captured; when a marker begins in what the speaker
+// was given, the time that sample is due (when the callback returned plus its place in
+// the period) is sent on played.
 type periodDevice struct {
 	mark     chan struct{}
 	captured chan time.Time
@@ -53,8 +56,9 @@ func (d *periodDevice) Start(capture, playback func([]int16)) error {
 		t := time.NewTicker(latencyPeriod)
 		defer t.Stop()
 		period := int(latencyPeriod / (time.Second / media.SampleRate))
-		in, out := make([]int16, media.FrameSamples), make([]int16, media.FrameSamples)
-		inN, outN := 0, len(out)
+		in, out := make([]int16, media.FrameSamples), make([]int16, period)
+		inN := 0
+		run := 0 // marker samples played in a row: every 160 of them is another frame
 		for {
 			select {
 			case <-d.stop:
@@ -77,16 +81,19 @@ func (d *periodDevice) Start(capture, playback func([]int16)) error {
 					capture(in)
 					inN = 0
 				}
-				if outN == len(out) {
-					playback(out)
-					if out[len(out)/2] > markerLevel/2 {
-						d.played <- time.Now()
-					}
-					outN = 0
-				}
-				k = min(k, len(out)-outN)
-				outN += k
 				i += k
+			}
+			playback(out)
+			done := time.Now()
+			for j, v := range out {
+				if v <= markerLevel/2 {
+					run = 0
+					continue
+				}
+				if run%media.FrameSamples == 0 {
+					d.played <- done.Add(time.Duration(j) * time.Second / media.SampleRate)
+				}
+				run++
 			}
 		}
 	}()

@@ -55,6 +55,14 @@ type Config struct {
 	// OnRegister, if set, is told the outcome of every registration refresh that
 	// KeepRegistered makes (nil: registered).
 	OnRegister func(err error)
+	// SRTP encrypts the phone's calls with DTLS-SRTP (RFC 5763/5764): it offers
+	// UDP/TLS/RTP/SAVP with its certificate's fingerprint, accepts such offers, and registers
+	// with the feature tag (dtlssrtp.ContactFeature) that makes the media server offer them.
+	// Plain RTP offers are still answered with plain RTP; off, DTLS-SRTP offers get 488.
+	SRTP bool
+	// MangleSDP, if set, rewrites every SDP body the phone sends (tests: a forged
+	// fingerprint).
+	MangleSDP func(body []byte) []byte
 }
 
 // ErrClosed is returned by calls on a closed Phone.
@@ -380,7 +388,7 @@ func (p *Phone) register(ctx context.Context, expires time.Duration) (time.Durat
 	cid := sip.CallIDHeader(p.regCallID)
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: p.regCSeq, MethodName: sip.REGISTER})
-	req.AppendHeader(p.contact.Clone())
+	req.AppendHeader(p.registerContact())
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 	req.AppendHeader(sip.NewHeader("User-Agent", "ringside-simphone"))
 	p.setLaddr(req)
@@ -620,6 +628,9 @@ func (p *Phone) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		o, err := media.ParseSDP(body)
 		if err == nil {
 			_, err = media.Negotiate(o, p.codecs())
+		}
+		if err == nil {
+			err = p.acceptable(o)
 		}
 		if err != nil {
 			p.log.Info("rejecting INVITE with unusable SDP", "err", err)

@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ringside/media"
+	"ringside/media/dtlssrtp"
 )
 
 const (
@@ -29,6 +31,7 @@ type Stats struct {
 	ReceivedDTMF int              // telephone-event packets received
 	RTCP         int              // RTCP packets received (ignored)
 	Other        int              // packets that were neither (bad RTP, unknown payload type)
+	SRTPDropped  int              // SRTP packets that failed authentication or replay checks, or came before the keys
 	Sources      []netip.AddrPort // every address packets came from, in order of first appearance
 }
 
@@ -83,6 +86,10 @@ type stream struct {
 
 	dtmfQ  chan uint8
 	digits chan rune
+
+	// secure is the DTLS-SRTP session of a secured call; nil for plain RTP. The receive
+	// loop hands it DTLS records and decrypts; the sender encrypts.
+	secure atomic.Pointer[dtlssrtp.Session]
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -179,8 +186,43 @@ func (s *stream) startSending() {
 	})
 }
 
+// startSecure starts the DTLS handshake with the configured peer; onFail hears of a failed
+// one (not of one ended by close).
+func (s *stream) startSecure(role dtlssrtp.Role, fp dtlssrtp.Fingerprint, onFail func(error)) error {
+	sess, err := dtlssrtp.New(dtlssrtp.Config{Role: role, Remote: fp, Send: func(pkt []byte) error {
+		s.mu.Lock()
+		remote := s.remote
+		s.mu.Unlock()
+		if !remote.IsValid() || remote.Port() == 0 || !s.mayReach(remote) {
+			return nil
+		}
+		_, err := s.conn.WriteToUDPAddrPort(pkt, remote)
+		return err
+	}})
+	if err != nil {
+		return err
+	}
+	s.secure.Store(sess)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-sess.Done():
+		case <-s.stop:
+			return
+		}
+		if err := sess.Err(); err != nil && !errors.Is(err, dtlssrtp.ErrClosed) && onFail != nil {
+			onFail(err)
+		}
+	}()
+	return nil
+}
+
 func (s *stream) close() {
 	s.closeOnce.Do(func() {
+		if sess := s.secure.Load(); sess != nil {
+			sess.Close()
+		}
 		close(s.stop)
 		s.conn.Close()
 		if s.onClose != nil {
@@ -229,6 +271,7 @@ func (s *stream) sendLoop() {
 		pcm:     make([]int16, media.FrameSamples),
 		payload: make([]byte, media.FrameSamples),
 		pkt:     make([]byte, 12+media.FrameSamples),
+		sec:     make([]byte, 12+media.FrameSamples+dtlssrtp.Overhead),
 		ssrc:    rand.Uint32(),
 		seq:     uint16(rand.Uint32()),
 		ts:      rand.Uint32(),
@@ -275,6 +318,7 @@ type sender struct {
 	pcm     []int16
 	payload []byte
 	pkt     []byte
+	sec     []byte // the SRTP packet, on a secured call
 	ssrc    uint32
 	seq     uint16
 	ts      uint32
@@ -346,7 +390,17 @@ func (s *stream) sendFrame(x *sender, captured bool) bool {
 		x.marker = false
 	}
 	n := media.MarshalRTP(x.pkt, h, body)
-	if _, err := s.conn.WriteToUDPAddrPort(x.pkt[:n], remote); err != nil {
+	pkt := x.pkt[:n]
+	if sec := s.secure.Load(); sec != nil {
+		ct, err := sec.EncryptRTP(x.sec[:0], pkt)
+		if err != nil { // handshake under way: nothing goes out in the clear
+			x.seq++
+			x.ts += media.FrameSamples
+			return true
+		}
+		pkt = ct
+	}
+	if _, err := s.conn.WriteToUDPAddrPort(pkt, remote); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return false
 		}
@@ -367,6 +421,7 @@ func (s *stream) sendFrame(x *sender, captured bool) bool {
 func (s *stream) recvLoop() {
 	defer s.wg.Done()
 	buf := make([]byte, 2048)
+	dec := make([]byte, 2048)
 	pcm := make([]int16, len(buf))
 	for {
 		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
@@ -381,7 +436,29 @@ func (s *stream) recvLoop() {
 			}
 			continue
 		}
-		s.handlePacket(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), pcm)
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		pkt := buf[:n]
+		if sec := s.secure.Load(); sec != nil {
+			if dtlssrtp.IsDTLS(pkt) {
+				if from == s.remoteAddr() {
+					sec.HandleDTLS(pkt)
+				}
+				continue
+			}
+			var err error
+			if media.IsRTCP(pkt) {
+				pkt, err = sec.DecryptRTCP(dec[:0], pkt)
+			} else {
+				pkt, err = sec.DecryptRTP(dec[:0], pkt)
+			}
+			if err != nil {
+				s.mu.Lock()
+				s.stats.SRTPDropped++
+				s.mu.Unlock()
+				continue
+			}
+		}
+		s.handlePacket(pkt, from, pcm)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"ringside/media"
+	"ringside/media/dtlssrtp"
 	"ringside/server/calls"
 	"ringside/server/events"
 	"ringside/server/room"
@@ -39,6 +40,9 @@ type leg struct {
 	sends    atomic.Bool // sendrecv in the peer's SDP: only then is its silence a dead leg (not hold, not listen-only)
 	sdpID    uint64      // o= session id, fixed for the leg's life (RFC 3264 §8)
 	sdpVer   atomic.Uint64
+	// dtls is our side of a DTLS-SRTP leg for SDP (fingerprint, setup); nil on a plain
+	// RTP leg. Guarded by call.mu.
+	dtls *media.DTLSParams
 
 	// supervisors
 	monitor *calls.Monitor // guarded by call.mu
@@ -55,10 +59,11 @@ func newLeg(c *call, role room.Role, ep *transport.Endpoint) *leg {
 
 // call is one phone call: its room, legs and the snapshot users see.
 type call struct {
-	id   string
-	srv  *Server
-	room *room.Room
-	log  *slog.Logger
+	id    string
+	srv   *Server
+	room  *room.Room
+	log   *slog.Logger
+	shard int // the clock shard the room ticks on; its legs' shared sockets are there
 
 	mu           sync.Mutex
 	snap         calls.Call
@@ -142,6 +147,7 @@ func (s *Server) newCall(direction string, agent store.User, customer calls.Cust
 		id:     id,
 		srv:    s,
 		room:   room.New(id),
+		shard:  s.cfg.Clock.NextShard(),
 		log:    s.log.With("call", id),
 		ended:  make(chan struct{}),
 		snap: calls.Call{
@@ -157,7 +163,7 @@ func (s *Server) newCall(direction string, agent store.User, customer calls.Cust
 		s.mu.Unlock()
 		cancel()
 		return nil, ErrShuttingDown
-	case len(s.agents[agent.Ext]) > 0:
+	case len(s.agents[agent.Ext]) > 0 || s.onLiveCall(agent.Ext):
 		s.mu.Unlock()
 		cancel()
 		return nil, errBusy
@@ -195,7 +201,7 @@ func (s *Server) answered(c *call) bool {
 	c.snap.State = calls.StateTalking
 	c.snap.AnsweredAt = &now
 	// Under the lock, so endCall's Clock.Remove can't come before this Add.
-	s.cfg.Clock.Add(c.room)
+	s.cfg.Clock.AddTo(c.shard, c.room)
 	c.mu.Unlock()
 	ctx, cancel := storeCtx()
 	defer cancel()
@@ -351,9 +357,13 @@ func (l *leg) release() {
 
 // startMedia configures the endpoint from the peer's SDP and makes the room leg. The leg is
 // not yet in the room; once it joins, the room's clock drains its RTP at every tick (no
-// goroutine per leg), until release takes it out and closes the endpoint.
-func (s *Server) startMedia(l *leg, peer media.SessionDesc, codec media.Codec, mode room.Mode) {
-	l.ep.Configure(peer.Addr, codec, peer.DTMFType)
+// goroutine per leg), until release takes it out and closes the endpoint. It fails only on
+// a shared socket, for a peer whose address another leg there uses (ErrPeerShared).
+func (s *Server) startMedia(l *leg, peer media.SessionDesc, codec media.Codec, mode room.Mode) error {
+	if err := l.ep.Configure(peer.Addr, codec, peer.DTMFType); err != nil {
+		return err
+	}
+	s.secureMedia(l, peer)
 	m := room.NewLeg(l.id, l.role, codec, l.ep, mode)
 	m.SetReceiving(peer.Direction == media.SendRecv || peer.Direction == media.RecvOnly || peer.Direction == "")
 	l.sends.Store(peer.Direction == media.SendRecv || peer.Direction == "")
@@ -361,6 +371,110 @@ func (s *Server) startMedia(l *leg, peer media.SessionDesc, codec media.Codec, m
 	l.codec, l.media = codec, m
 	l.call.mu.Unlock()
 	l.ep.Attach(m)
+	return nil
+}
+
+// openEndpoint opens the RTP endpoint of a leg of c; offered is the address the peer's
+// offer gave, or the zero value when we offer.
+func (s *Server) openEndpoint(c *call, offered netip.AddrPort) (*transport.Endpoint, error) {
+	if !offered.IsValid() || offered.Port() == 0 || offered.Addr().IsUnspecified() {
+		offered = netip.AddrPort{}
+	}
+	return s.ports.OpenFor(c.shard, offered)
+}
+
+// offerDTLS makes l's next SDP offer DTLS-SRTP (setup:actpass): we are about to call a
+// phone that registered for it.
+func (s *Server) offerDTLS(l *leg) {
+	cert, err := dtlssrtp.LocalCertificate()
+	if err != nil {
+		s.log.Error("DTLS-SRTP offered as plain RTP", "err", err)
+		return
+	}
+	l.call.mu.Lock()
+	l.dtls = &media.DTLSParams{Fingerprint: cert.Fingerprint.String(), Setup: dtlssrtp.SetupActPass}
+	l.call.mu.Unlock()
+}
+
+// acceptDTLS answers a DTLS-SRTP offer on l. The server is always the DTLS server
+// (setup:passive) unless the offerer insists on being it (RFC 5763 §5).
+func (s *Server) acceptDTLS(l *leg, offer media.SessionDesc) error {
+	if offer.DTLS == nil {
+		return nil
+	}
+	if _, err := dtlssrtp.ParseFingerprint(offer.DTLS.Fingerprint); err != nil {
+		return err
+	}
+	cert, err := dtlssrtp.LocalCertificate()
+	if err != nil {
+		return err
+	}
+	_, setup := dtlssrtp.AnswerRole(offer.DTLS.Setup, dtlssrtp.Server)
+	l.call.mu.Lock()
+	l.dtls = &media.DTLSParams{Fingerprint: cert.Fingerprint.String(), Setup: setup}
+	l.call.mu.Unlock()
+	return nil
+}
+
+// secureMedia starts DTLS-SRTP on a leg whose offer/answer agreed on it, and hangs the leg
+// up with the reason should the handshake fail (a certificate that isn't the one in the
+// SDP, a peer that never shakes hands). A plain answer to our DTLS offer leaves the leg
+// plain RTP.
+func (s *Server) secureMedia(l *leg, peer media.SessionDesc) {
+	l.call.mu.Lock()
+	local := l.dtls
+	if peer.DTLS == nil {
+		l.dtls = nil
+	}
+	l.call.mu.Unlock()
+	if peer.DTLS == nil || local == nil {
+		return
+	}
+	role := dtlssrtp.Server
+	switch local.Setup {
+	case dtlssrtp.SetupActPass: // we offered: the answer decides
+		role = dtlssrtp.OfferRole(peer.DTLS.Setup)
+		setup := dtlssrtp.SetupPassive
+		if role == dtlssrtp.Client {
+			setup = dtlssrtp.SetupActive
+		}
+		l.call.mu.Lock()
+		l.dtls = &media.DTLSParams{Fingerprint: local.Fingerprint, Setup: setup} // what later answers say
+		l.call.mu.Unlock()
+	case dtlssrtp.SetupActive:
+		role = dtlssrtp.Client
+	}
+	fp, err := dtlssrtp.ParseFingerprint(peer.DTLS.Fingerprint)
+	var sess *dtlssrtp.Session
+	if err == nil {
+		sess, err = l.ep.Secure(role, fp)
+	}
+	if err != nil {
+		s.later(func() { s.mediaFailed(l, err) })
+		return
+	}
+	s.sessions.Add(1)
+	go func() {
+		defer s.sessions.Done()
+		<-sess.Done()
+		if err := sess.Err(); err != nil && !errors.Is(err, dtlssrtp.ErrClosed) {
+			s.mediaFailed(l, err)
+		} else if err == nil {
+			l.call.log.Debug("leg media secured", "leg", l.role, "dtls_role", role, "profile", sess.Profile())
+		}
+	}()
+}
+
+// mediaFailed ends a leg whose media can't be secured: a supervisor leaves, a customer or
+// agent leg ends the call.
+func (s *Server) mediaFailed(l *leg, err error) {
+	reason := err.Error()
+	l.call.log.Warn("leg media failed", "leg", l.role, "err", err)
+	if l.role == room.Supervisor {
+		s.endMonitor(l, reason)
+		return
+	}
+	s.endCall(l.call, reason)
 }
 
 // localSDP describes our endpoint of a leg.
@@ -377,6 +491,11 @@ func (s *Server) answerSDP(l *leg, codecs []media.Codec, dir media.Direction, of
 		addr = netip.AddrPortFrom(s.cfg.PublicIP, addr.Port())
 	}
 	d := media.SessionDesc{Addr: addr, Codecs: codecs, DTMFType: offer.DTMFType, Direction: dir, Ptime: 20, LevelsID: offer.LevelsID}
+	l.call.mu.Lock()
+	d.DTLS = l.dtls
+	l.call.mu.Unlock()
+	// rtcp-mux in our DTLS offers (one association on one port), in answers when offered.
+	d.RTCPMux = offer.RTCPMux || d.DTLS != nil && d.DTLS.Setup == dtlssrtp.SetupActPass
 	return d.Marshal(l.sdpID, l.sdpVer.Add(1))
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"ringside/media"
+	"ringside/media/dtlssrtp"
 	"ringside/server/calls"
 	"ringside/server/events"
 	"ringside/server/room"
@@ -83,6 +85,9 @@ func (s *Server) onInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 // readOffer parses and negotiates an INVITE's SDP; on failure it has answered 488.
 func (s *Server) readOffer(req *sipmsg.Request, tx sipmsg.ServerTransaction) (media.SessionDesc, media.Codec, bool) {
 	offer, err := media.ParseSDP(req.Body())
+	if err == nil && offer.DTLS != nil {
+		_, err = dtlssrtp.ParseFingerprint(offer.DTLS.Fingerprint)
+	}
 	if err == nil {
 		var codec media.Codec
 		if codec, err = media.Negotiate(offer, s.cfg.Codecs); err == nil {
@@ -107,14 +112,14 @@ func (s *Server) busy(ext string) bool {
 
 // bridgeInbound rings the agent for a customer (or colleague) who called in.
 func (s *Server) bridgeInbound(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer media.SessionDesc, codec media.Codec, agent store.User, cust calls.Customer) {
-	contacts := s.reg.contacts(agent.Ext)
+	contacts, secure := s.reg.contactsDTLS(agent.Ext)
 	if len(contacts) == 0 {
 		respond(tx, req, 480, "Temporarily Unavailable: agent not registered")
 		return
 	}
 	from := &sipmsg.FromHeader{DisplayName: cust.Name, Address: sipmsg.Uri{Scheme: "sip", User: cust.Number, Host: s.contact.Address.Host}, Params: sipmsg.NewParams()}
 	to := &sipmsg.ToHeader{DisplayName: agent.Name, Address: sipmsg.Uri{Scheme: "sip", User: agent.Ext, Host: s.contact.Address.Host}, Params: sipmsg.NewParams()}
-	s.bridge(req, tx, offer, codec, "inbound", room.Customer, agent, cust, contacts, from, to)
+	s.bridge(req, tx, offer, codec, "inbound", room.Customer, agent, cust, contacts, secure, from, to)
 }
 
 // bridgeOutbound sends an agent's call to the trunk.
@@ -131,13 +136,14 @@ func (s *Server) bridgeOutbound(req *sipmsg.Request, tx sipmsg.ServerTransaction
 	trunk.User = number
 	from := &sipmsg.FromHeader{DisplayName: agent.Name, Address: sipmsg.Uri{Scheme: "sip", User: agent.Ext, Host: s.contact.Address.Host}, Params: sipmsg.NewParams()}
 	to := &sipmsg.ToHeader{Address: sipmsg.Uri{Scheme: "sip", User: number, Host: trunk.Host, Port: trunk.Port}, Params: sipmsg.NewParams()}
-	s.bridge(req, tx, offer, codec, "outbound", room.Agent, agent, calls.Customer{Number: number}, []sipmsg.Uri{trunk}, from, to)
+	s.bridge(req, tx, offer, codec, "outbound", room.Agent, agent, calls.Customer{Number: number}, []sipmsg.Uri{trunk}, false, from, to)
 }
 
 // bridge is the B2BUA: the caller's dialog (we are UAS) and the callee's (we are UAC) meet
-// in a new call's room. callerRole is the room role of whoever called us.
+// in a new call's room. callerRole is the room role of whoever called us; secureCallee
+// offers the callee DTLS-SRTP (every target registered for it).
 func (s *Server) bridge(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer media.SessionDesc, codec media.Codec,
-	direction string, callerRole room.Role, agent store.User, cust calls.Customer, targets []sipmsg.Uri, from *sipmsg.FromHeader, to *sipmsg.ToHeader) {
+	direction string, callerRole room.Role, agent store.User, cust calls.Customer, targets []sipmsg.Uri, secureCallee bool, from *sipmsg.FromHeader, to *sipmsg.ToHeader) {
 	c, err := s.newCall(direction, agent, cust)
 	switch {
 	case errors.Is(err, errBusy):
@@ -155,12 +161,12 @@ func (s *Server) bridge(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer 
 		respond(tx, req, code, reason)
 		s.endCall(c, reason)
 	}
-	callerEP, err := s.ports.Open()
+	callerEP, err := s.openEndpoint(c, offer.Addr)
 	if err != nil {
 		fail(503, "Service Unavailable: "+err.Error())
 		return
 	}
-	calleeEP, err := s.ports.Open()
+	calleeEP, err := s.openEndpoint(c, netip.AddrPort{})
 	if err != nil {
 		callerEP.Close()
 		fail(503, "Service Unavailable: "+err.Error())
@@ -180,6 +186,10 @@ func (s *Server) bridge(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer 
 	}
 	caller, callee := newLeg(c, callerRole, callerEP), newLeg(c, calleeRole, calleeEP)
 	caller.server, caller.dialog = ds, ds.ID
+	_ = s.acceptDTLS(caller, offer) // readOffer checked its fingerprint
+	if secureCallee {
+		s.offerDTLS(callee)
+	}
 	c.mu.Lock()
 	if callerRole == room.Customer {
 		c.customer, c.agent = caller, callee
@@ -213,8 +223,13 @@ func (s *Server) bridge(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer 
 		s.endCall(c, reason)
 		return
 	}
-	s.startMedia(callee, answer, answer.Codecs[0], "")
-	s.startMedia(caller, offer, codec, "")
+	if err := errors.Join(s.startMedia(callee, answer, answer.Codecs[0], ""), s.startMedia(caller, offer, codec, "")); err != nil {
+		c.log.Warn("media refused", "err", err)
+		s.byeLate(dc)
+		caller.respond(503, "Service Unavailable: "+err.Error())
+		s.endCall(c, err.Error())
+		return
+	}
 	s.relayDigits(caller)
 	s.relayDigits(callee)
 	c.mu.Lock()
@@ -412,6 +427,9 @@ func (s *Server) ring(ctx context.Context, target sipmsg.Uri, sdp []byte, from *
 	if err == nil && (len(answer.Codecs) == 0 || !containsCodec(s.cfg.Codecs, answer.Codecs[0])) {
 		err = media.ErrNoCommonCodec
 	}
+	if err == nil && answer.DTLS != nil {
+		_, err = dtlssrtp.ParseFingerprint(answer.DTLS.Fingerprint)
+	}
 	if err != nil {
 		s.byeLate(dc)
 		r.code, r.reason = 488, "Not Acceptable Here: the called phone answered with unusable SDP"
@@ -464,10 +482,13 @@ func (s *Server) reinvite(req *sipmsg.Request, tx sipmsg.ServerTransaction) {
 			return
 		}
 		if offer.Addr.Port() != 0 && offer.Addr.Addr().IsValid() && !offer.Addr.Addr().IsUnspecified() {
-			l.ep.Configure(offer.Addr, codec, offer.DTMFType)
+			if err := l.ep.Configure(offer.Addr, codec, offer.DTMFType); err != nil {
+				respond(tx, req, 488, "Not Acceptable Here", warning(s.host, err))
+				return
+			}
 		}
 		dir = answerDirection(offer.Direction)
-		answer.DTMFType = offer.DTMFType
+		answer.DTMFType, answer.RTCPMux = offer.DTMFType, offer.RTCPMux
 		l.sends.Store(offer.Direction == media.SendRecv)
 	}
 	m.Heard() // a phone that just re-INVITEd is alive, whatever its RTP did meanwhile
@@ -549,6 +570,15 @@ func (s *Server) monitorInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction,
 	if !ok {
 		return
 	}
+	if lc, ok := s.liveCall(ext); ok {
+		// The reason phrase is the sentence itself: phones show it as the call's outcome.
+		if err := calls.CanMonitor(user, lc); errors.Is(err, calls.ErrLiveCall) {
+			respond(tx, req, 403, err.Error())
+		} else {
+			respond(tx, req, 403, "Forbidden: "+err.Error())
+		}
+		return
+	}
 	td := req.GetHeader("Target-Dialog")
 	c := s.findCall(ext, td)
 	switch {
@@ -572,7 +602,7 @@ func (s *Server) monitorInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction,
 	if !ok {
 		return
 	}
-	ep, err := s.ports.Open()
+	ep, err := s.openEndpoint(c, offer.Addr)
 	if err != nil {
 		respond(tx, req, 503, "Service Unavailable: "+err.Error())
 		return
@@ -585,7 +615,12 @@ func (s *Server) monitorInvite(req *sipmsg.Request, tx sipmsg.ServerTransaction,
 	}
 	l := newLeg(c, room.Supervisor, ep)
 	l.server, l.dialog, l.user = ds, ds.ID, user
-	s.startMedia(l, offer, codec, mode)
+	_ = s.acceptDTLS(l, offer) // readOffer checked its fingerprint
+	if err := s.startMedia(l, offer, codec, mode); err != nil {
+		ep.Close()
+		_ = ds.Respond(503, "Service Unavailable: "+err.Error(), nil)
+		return
+	}
 	l.ep.SetLevelsID(offer.LevelsID)
 	l.ep.OnDTMF(func(d rune) {
 		// The room switches at once; history and events follow off the RTP reader.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	sipmsg "github.com/emiago/sipgo/sip"
+
+	"ringside/media/dtlssrtp"
 )
 
 // Registration limits (seconds).
@@ -18,6 +20,7 @@ const (
 type binding struct {
 	contact sipmsg.Uri
 	expires time.Time
+	dtls    bool // registered with the DTLS-SRTP feature tag: call it with UDP/TLS/RTP/SAVP
 }
 
 // registrar keeps where each extension's phones are; volatile by design (phones refresh).
@@ -30,16 +33,25 @@ func newRegistrar() *registrar { return &registrar{bindings: make(map[string][]b
 
 // contacts returns the live contacts of ext.
 func (r *registrar) contacts(ext string) []sipmsg.Uri {
+	out, _ := r.contactsDTLS(ext)
+	return out
+}
+
+// contactsDTLS returns the live contacts of ext, and whether every one of them registered
+// for DTLS-SRTP (one offer goes to all of them: a plain phone among them gets plain RTP).
+func (r *registrar) contactsDTLS(ext string) ([]sipmsg.Uri, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
 	var out []sipmsg.Uri
+	all := true
 	for _, b := range r.bindings[ext] {
 		if b.expires.After(now) {
 			out = append(out, b.contact)
+			all = all && b.dtls
 		}
 	}
-	return out
+	return out, all && len(out) > 0
 }
 
 func (r *registrar) expire(now time.Time) {
@@ -84,7 +96,8 @@ func (r *registrar) update(ext string, contacts []*sipmsg.ContactHeader, headerE
 		}
 		bs = kept
 		if exp > 0 {
-			bs = append(bs, binding{contact: *c.Address.Clone(), expires: now.Add(time.Duration(min(exp, maxExpires)) * time.Second)})
+			bs = append(bs, binding{contact: *c.Address.Clone(), expires: now.Add(time.Duration(min(exp, maxExpires)) * time.Second),
+				dtls: c.Params.Has(dtlssrtp.ContactFeature)})
 		}
 	}
 	if len(bs) == 0 {

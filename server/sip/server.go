@@ -28,16 +28,23 @@ import (
 
 // Config of the SIP side; zero values take DefaultConfig's.
 type Config struct {
-	MediaIP    netip.Addr     // RTP sockets bind here
-	PublicIP   netip.Addr     // advertised in SDP and Contact when set (else MediaIP / the SIP address)
-	RTPMin     uint16         // 0: any free port
-	RTPMax     uint16         //
-	TrunkAllow []netip.Prefix // sources whose INVITEs are customer calls without auth
-	TrunkURI   string         // sip:HOST:PORT where agents' outbound calls go
-	DeadAfter  time.Duration  // a leg silent this long is dead (default 30 s)
-	RingFor    time.Duration  // how long an agent's phone rings before the customer hears 480 (default 60 s)
-	Node       string         // this server's name in call records
-	Codecs     []media.Codec  // offered and accepted, in preference order
+	MediaIP  netip.Addr // RTP sockets bind here
+	PublicIP netip.Addr // advertised in SDP and Contact when set (else MediaIP / the SIP address)
+	RTPMin   uint16     // 0: any free port
+	RTPMax   uint16     //
+	// RTPMux puts legs on a few sockets shared per clock shard instead of a socket each:
+	// one recvmmsg and one sendmmsg per shard socket and tick instead of a receive and a
+	// send per leg. Legs are told apart by the peer address their SDP gave.
+	RTPMux bool
+	// RTPMuxSockets is the shared sockets per clock shard (default 8). A peer socket can
+	// carry one leg per shared socket, so more sockets suit peers that pack legs onto few.
+	RTPMuxSockets int
+	TrunkAllow    []netip.Prefix // sources whose INVITEs are customer calls without auth
+	TrunkURI      string         // sip:HOST:PORT where agents' outbound calls go
+	DeadAfter     time.Duration  // a leg silent this long is dead (default 30 s)
+	RingFor       time.Duration  // how long an agent's phone rings before the customer hears 480 (default 60 s)
+	Node          string         // this server's name in call records
+	Codecs        []media.Codec  // offered and accepted, in preference order
 	// DigestAlgorithms offered in challenges ("MD5", "SHA-256"); default MD5 only, which
 	// every phone in service understands. Both are always accepted.
 	DigestAlgorithms []string
@@ -49,6 +56,8 @@ type Config struct {
 	// OnAuthFailure, when set, is told of each request refused for bad credentials or
 	// too many failed attempts (metrics); method is the SIP method.
 	OnAuthFailure func(method string)
+	// Live, when set, tells of agents on live calls: busy for customers, not monitorable.
+	Live LiveCalls
 }
 
 // DefaultConfig is the configuration of a single box on loopback.
@@ -142,6 +151,14 @@ func New(cfg Config) (*Server, error) {
 		chores:   make(chan func(), 1024),
 	}
 	s.halt, s.haltNow = context.WithCancelCause(context.Background())
+	if cfg.RTPMux {
+		if err := s.ports.EnableMux(transport.MuxConfig{Shards: cfg.Clock.Shards(), PerShard: cfg.RTPMuxSockets}); err != nil {
+			return nil, fmt.Errorf("sip: shared RTP sockets: %w", err)
+		}
+		for i := range cfg.Clock.Shards() {
+			cfg.Clock.AttachIO(i, s.ports.Shard(i))
+		}
+	}
 	return s, nil
 }
 
@@ -394,6 +411,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.ua.Close()
 		s.conn.Close()
 	}
+	// Every leg is gone: the shared sockets go too (a drain still due finds them closed).
+	_ = s.ports.Close()
 	return ctx.Err()
 }
 

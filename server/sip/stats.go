@@ -22,12 +22,14 @@ type MediaStats struct {
 	JitterMissing  uint64            // ticks a leg had no frame to play
 	RTPForeign     uint64            // RTP from an address other than the signalled one
 	RTPMalformed   uint64            // not RTP, or an unexpected payload type
+	SRTPDropped    uint64            // SRTP that failed authentication or replay checks, or came before the keys
 }
 
 // legCounters are the counters one leg contributes.
 type legCounters struct {
 	jitterDropped, jitterMissing uint64
 	foreign, malformed           uint64
+	srtpDropped                  uint64
 }
 
 func (a *legCounters) add(b legCounters) {
@@ -35,6 +37,7 @@ func (a *legCounters) add(b legCounters) {
 	a.jitterMissing += b.jitterMissing
 	a.foreign += b.foreign
 	a.malformed += b.malformed
+	a.srtpDropped += b.srtpDropped
 }
 
 func countersOf(m *room.Leg, ep *transport.Endpoint) legCounters {
@@ -45,6 +48,7 @@ func countersOf(m *room.Leg, ep *transport.Endpoint) legCounters {
 	}
 	if ep != nil {
 		c.foreign, c.malformed = ep.Stats.Foreign.Load(), ep.Stats.Malformed.Load()
+		c.srtpDropped = ep.Stats.SRTPDropped.Load()
 	}
 	return c
 }
@@ -140,8 +144,10 @@ func (s *Server) MediaStats() MediaStats {
 	r.jitterMissing = max(r.jitterMissing, live.jitterMissing)
 	r.foreign = max(r.foreign, live.foreign)
 	r.malformed = max(r.malformed, live.malformed)
+	r.srtpDropped = max(r.srtpDropped, live.srtpDropped)
 	out.JitterDropped, out.JitterMissing = r.jitterDropped, r.jitterMissing
 	out.RTPForeign, out.RTPMalformed = r.foreign, r.malformed
+	out.SRTPDropped = r.srtpDropped
 	for d, n := range s.stats.started {
 		out.CallsStarted[d] = n
 	}

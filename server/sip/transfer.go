@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -108,11 +109,14 @@ func (s *Server) transfer(c *call, old *leg, target string) (int, string) {
 	default:
 		return 404, "Not Found: no such extension"
 	}
-	ep, err := s.ports.Open()
+	ep, err := s.openEndpoint(c, netip.AddrPort{})
 	if err != nil {
 		return 503, "Service Unavailable: " + err.Error()
 	}
 	nl := newLeg(c, room.Agent, ep)
+	if _, secure := s.reg.contactsDTLS(agent.Ext); secure { // a trunk target has no bindings: plain
+		s.offerDTLS(nl)
+	}
 	snap := c.snapshot()
 	from := &sipmsg.FromHeader{DisplayName: snap.Customer.Name, Address: sipmsg.Uri{Scheme: "sip", User: snap.Customer.Number, Host: host}, Params: sipmsg.NewParams()}
 	to := &sipmsg.ToHeader{DisplayName: agent.Name, Address: sipmsg.Uri{Scheme: "sip", User: target, Host: host}, Params: sipmsg.NewParams()}
@@ -136,7 +140,11 @@ func (s *Server) transfer(c *call, old *leg, target string) (int, string) {
 	}
 	nl.client, nl.dialog = dc, dc.ID
 	nl.answered.Store(true)
-	s.startMedia(nl, answer, answer.Codecs[0], "")
+	if err := s.startMedia(nl, answer, answer.Codecs[0], ""); err != nil {
+		s.byeLate(dc)
+		ep.Close()
+		return 503, "Service Unavailable: " + err.Error()
+	}
 	s.relayDigits(nl)
 
 	c.mu.Lock()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"ringside/media"
+	"ringside/media/dtlssrtp"
 )
 
 const (
@@ -30,7 +31,7 @@ const (
 	rxMaxBatches = 4
 )
 
-var batches = sync.Pool{New: func() any { return newBatch() }}
+var batches = sync.Pool{New: func() any { return newBatch(rxBatchLen) }}
 
 // Sink takes what arrives on a leg. The room's Leg implements it.
 type Sink interface {
@@ -44,6 +45,9 @@ type Stats struct {
 	Sent      atomic.Uint64
 	Foreign   atomic.Uint64 // from an address other than the signalled one (RTP bleed), dropped
 	Malformed atomic.Uint64 // not RTP, or an unexpected payload type, dropped
+	// SRTPDropped counts SRTP packets that failed authentication or the replay check, or
+	// came before the DTLS handshake gave keys; dropped.
+	SRTPDropped atomic.Uint64
 }
 
 // Endpoint is one leg's RTP socket.
@@ -51,9 +55,12 @@ type Endpoint struct {
 	// io holds the socket against Close while a drain or a write uses it (a raw file
 	// descriptor closed mid-call could be reused by another leg's socket). It also makes
 	// drains exclusive, so the inbound state below needs no other lock.
-	io     sync.Mutex
-	sock   *sock // nil once closed
-	v6     bool  // the socket is IPv6 (dual-stack): peers are addressed in IPv6 form
+	io   sync.Mutex
+	sock *sock // nil once closed, and on a shared socket
+	v6   bool  // the socket is IPv6 (dual-stack): peers are addressed in IPv6 form
+	// mux is the shared socket the leg is on; nil when it has its own. Set at open.
+	mux    *muxSock
+	closed atomic.Bool
 	local  netip.AddrPort
 	remote atomic.Pointer[peer]
 	codec  atomic.Uint32 // media.Codec of the inbound and outbound audio
@@ -62,6 +69,11 @@ type Endpoint struct {
 
 	sink   atomic.Pointer[Sink]
 	onDTMF atomic.Pointer[func(rune)]
+
+	// secure is the leg's DTLS-SRTP session; nil on a plain RTP leg. Its buffers are
+	// allocated with it, so plain legs don't carry them.
+	secure atomic.Pointer[dtlssrtp.Session]
+	srtp   *srtpBuffers
 
 	// Outgoing stream state; only WriteFrame touches it (the room's clock).
 	ssrc    uint32
@@ -156,12 +168,14 @@ func (e *Endpoint) nextEvent(dst []byte) (n int, ts uint32, marker, ok bool) {
 // ErrNoPorts means the configured RTP port range is used up.
 var ErrNoPorts = errors.New("no free RTP port in the configured range: widen --rtp-ports")
 
-// Ports hands out RTP ports from a range, round-robin, skipping ones in use.
+// Ports hands out RTP ports from a range, round-robin, skipping ones in use, and the
+// shared sockets when they are on (EnableMux).
 type Ports struct {
 	ip       netip.Addr
 	min, max uint16
 	mu       sync.Mutex
 	next     uint16
+	mux      []*MuxShard // by clock shard; nil: a socket per leg
 }
 
 // NewPorts serves ports min..max on ip. min 0 means any free port (tests).
@@ -172,8 +186,17 @@ func NewPorts(ip netip.Addr, min, max uint16) *Ports {
 // Open binds an endpoint on the next free even port (RTP convention; RTCP is multiplexed
 // or ignored).
 func (p *Ports) Open() (*Endpoint, error) {
+	s, local, err := p.bind()
+	if err != nil {
+		return nil, err
+	}
+	return newSockEndpoint(s, local), nil
+}
+
+// bind opens a socket on the next free even port.
+func (p *Ports) bind() (*sock, netip.AddrPort, error) {
 	if p.min == 0 {
-		return listen(netip.AddrPortFrom(p.ip, 0))
+		return bindSock(netip.AddrPortFrom(p.ip, 0))
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -187,21 +210,38 @@ func (p *Ports) Open() (*Endpoint, error) {
 		if port%2 == 1 {
 			continue
 		}
-		if e, err := listen(netip.AddrPortFrom(p.ip, port)); err == nil {
-			return e, nil
+		if s, local, err := bindSock(netip.AddrPortFrom(p.ip, port)); err == nil {
+			return s, local, nil
 		}
 	}
-	return nil, ErrNoPorts
+	return nil, netip.AddrPort{}, ErrNoPorts
+}
+
+func bindSock(addr netip.AddrPort) (*sock, netip.AddrPort, error) {
+	s, local, err := openSock(addr)
+	if err != nil {
+		return nil, netip.AddrPort{}, fmt.Errorf("rtp listen %s: %w", addr, err)
+	}
+	return s, local, nil
 }
 
 func listen(addr netip.AddrPort) (*Endpoint, error) {
-	s, local, err := openSock(addr)
+	s, local, err := bindSock(addr)
 	if err != nil {
-		return nil, fmt.Errorf("rtp listen %s: %w", addr, err)
+		return nil, err
 	}
-	e := &Endpoint{
-		sock:  s,
-		v6:    s.v6,
+	return newSockEndpoint(s, local), nil
+}
+
+func newSockEndpoint(s *sock, local netip.AddrPort) *Endpoint {
+	e := newEndpoint(local, s.v6)
+	e.sock = s
+	return e
+}
+
+func newEndpoint(local netip.AddrPort, v6 bool) *Endpoint {
+	return &Endpoint{
+		v6:    v6,
 		local: local,
 		ssrc:  rand.Uint32(),
 		seq:   uint16(rand.Uint32()),
@@ -209,7 +249,6 @@ func listen(addr netip.AddrPort) (*Endpoint, error) {
 		done:  make(chan struct{}),
 		sendQ: make(chan uint8, 16),
 	}
-	return e, nil
 }
 
 // LocalAddr is where the peer should send RTP (goes into our SDP).
@@ -219,10 +258,21 @@ func (e *Endpoint) LocalAddr() netip.AddrPort { return e.local }
 func (e *Endpoint) SSRC() uint32 { return e.ssrc }
 
 // Configure sets the peer's signalled address and payload types (offer/answer, re-INVITE).
-func (e *Endpoint) Configure(remote netip.AddrPort, codec media.Codec, dtmfPT uint8) {
+// On a shared socket it fails with ErrPeerShared, changing nothing, when another leg on
+// that socket already has the same peer address.
+func (e *Endpoint) Configure(remote netip.AddrPort, codec media.Codec, dtmfPT uint8) error {
+	if e.mux != nil {
+		if e.closed.Load() {
+			return net.ErrClosed
+		}
+		if err := e.mux.rebind(e, e.Remote(), remote); err != nil {
+			return err
+		}
+	}
 	e.remote.Store(newPeer(remote, e.v6))
 	e.codec.Store(uint32(codec))
 	e.dtmfPT.Store(uint32(dtmfPT))
+	return nil
 }
 
 // SetLevelsID turns on RFC 6465 levels with the extension id both sides agreed on.
@@ -280,12 +330,27 @@ func (e *Endpoint) WriteFrameLevels(payload []byte, csrc []uint32, levels []uint
 	} else {
 		n = media.MarshalRTP(e.out[:], h, payload)
 	}
+	pkt := e.out[:n]
+	if sec := e.secure.Load(); sec != nil {
+		// Each leg's stream is protected with that leg's own keys: what the room relays
+		// between two SRTP legs is decrypted on one and encrypted anew on the other.
+		var err error
+		if pkt, err = sec.EncryptRTP(e.srtp.tx[:0], pkt); err != nil {
+			return nil // no keys yet (handshake under way): the frame is not sent
+		}
+	}
+	if e.mux != nil {
+		if e.closed.Load() {
+			return net.ErrClosed
+		}
+		return e.mux.write(e, pkt, r)
+	}
 	e.io.Lock()
 	if e.sock == nil {
 		e.io.Unlock()
 		return net.ErrClosed
 	}
-	err := e.sock.sendTo(e.out[:n], r)
+	err := e.sock.sendTo(pkt, r)
 	e.io.Unlock()
 	if err == nil {
 		e.Stats.Sent.Add(1)
@@ -295,8 +360,15 @@ func (e *Endpoint) WriteFrameLevels(payload []byte, csrc []uint32, levels []uint
 
 // Receive takes everything queued on the socket, without waiting, into the sink: the
 // room's clock calls it for each leg at the start of every tick. Only packets from the
-// signalled address are taken.
+// signalled address are taken. On a shared socket it drains the whole socket, every leg's
+// packets to its own sink; the clock does that once a tick for all of them instead.
 func (e *Endpoint) Receive() {
+	if e.mux != nil {
+		if !e.closed.Load() {
+			e.mux.drain()
+		}
+		return
+	}
 	b := batches.Get().(*rxBatch)
 	e.io.Lock()
 	for range rxMaxBatches {
@@ -308,7 +380,7 @@ func (e *Endpoint) Receive() {
 			pkt, from := b.packet(i)
 			e.handle(pkt, from)
 		}
-		if n < rxBatchLen {
+		if n < len(b.hdr) {
 			break
 		}
 	}
@@ -338,6 +410,27 @@ func (e *Endpoint) handle(pkt []byte, from netip.AddrPort) {
 		return
 	}
 	sp := e.sink.Load()
+	if sec := e.secure.Load(); sec != nil {
+		switch {
+		case dtlssrtp.IsDTLS(pkt):
+			sec.HandleDTLS(pkt)
+			return
+		case media.IsRTCP(pkt):
+			// SRTCP: alive if it authenticates; its reports are not used.
+			if _, err := sec.DecryptRTCP(e.srtp.rx[:0], pkt); err != nil {
+				e.Stats.SRTPDropped.Add(1)
+			} else if sp != nil {
+				(*sp).Heard()
+			}
+			return
+		}
+		plain, err := sec.DecryptRTP(e.srtp.rx[:0], pkt)
+		if err != nil {
+			e.Stats.SRTPDropped.Add(1)
+			return
+		}
+		pkt = plain
+	}
 	if media.IsRTCP(pkt) {
 		if sp != nil {
 			(*sp).Heard()
@@ -430,11 +523,72 @@ func (e *Endpoint) deliverDTMF() {
 	}
 }
 
+// srtpBuffers are a secured leg's scratch: packets are decrypted into rx on the drain
+// (under io) and encrypted into tx by WriteFrame (the clock).
+type srtpBuffers struct {
+	rx [rxBufSize]byte
+	tx [12 + 4*15 + 4 + 16 + media.MaxFramePayload + dtlssrtp.Overhead]byte
+}
+
+// Secure turns the leg into a DTLS-SRTP leg (RFC 5763/5764): the handshake runs on this
+// socket with the latched peer, in role, and must present the certificate whose fingerprint
+// the peer's SDP gave. Until it finishes, audio is neither sent nor accepted. The session's
+// Done and Err tell how the handshake went; Close ends it.
+func (e *Endpoint) Secure(role dtlssrtp.Role, remote dtlssrtp.Fingerprint) (*dtlssrtp.Session, error) {
+	e.io.Lock()
+	if e.srtp == nil {
+		e.srtp = &srtpBuffers{}
+	}
+	e.io.Unlock()
+	s, err := dtlssrtp.New(dtlssrtp.Config{Role: role, Remote: remote, Send: e.sendRaw})
+	if err != nil {
+		return nil, err
+	}
+	if !e.secure.CompareAndSwap(nil, s) {
+		s.Close()
+		return nil, errors.New("transport: leg is already secured")
+	}
+	return s, nil
+}
+
+// Session is the leg's DTLS-SRTP session, nil on a plain RTP leg.
+func (e *Endpoint) Session() *dtlssrtp.Session { return e.secure.Load() }
+
+// sendRaw sends one datagram (a DTLS record) to the latched peer.
+func (e *Endpoint) sendRaw(pkt []byte) error {
+	r := e.remote.Load()
+	if r == nil || !r.ap.IsValid() || r.ap.Port() == 0 {
+		return nil // nowhere yet: DTLS retransmits
+	}
+	if e.mux != nil {
+		if e.closed.Load() {
+			return net.ErrClosed
+		}
+		return e.mux.sendNow(pkt, r)
+	}
+	e.io.Lock()
+	defer e.io.Unlock()
+	if e.sock == nil {
+		return net.ErrClosed
+	}
+	return e.sock.sendTo(pkt, r)
+}
+
 // Close releases the socket and stops Run. It waits for a drain or a write in progress,
 // after which no other call touches the socket.
 func (e *Endpoint) Close() error {
 	var err error
 	e.closeOnce.Do(func() {
+		if s := e.secure.Load(); s != nil {
+			s.Close() // before the socket: its last writes need it or fail cleanly
+		}
+		if e.mux != nil {
+			// The shared socket stays; once release returns no drain reaches this leg.
+			e.closed.Store(true)
+			e.mux.release(e)
+			close(e.done)
+			return
+		}
 		e.io.Lock()
 		err = e.sock.close()
 		e.sock = nil

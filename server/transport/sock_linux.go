@@ -30,14 +30,15 @@ type rxSlot struct {
 	iov unix.Iovec
 }
 
-// rxBatch is the scratch of one drain; pooled, so legs don't each carry one.
+// rxBatch is the scratch of one drain: pooled for per-leg sockets, so legs don't each carry
+// one; a shared socket owns a larger one.
 type rxBatch struct {
-	slot [rxBatchLen]rxSlot
-	hdr  [rxBatchLen]mmsghdr
+	slot []rxSlot
+	hdr  []mmsghdr
 }
 
-func newBatch() *rxBatch {
-	b := &rxBatch{}
+func newBatch(n int) *rxBatch {
+	b := &rxBatch{slot: make([]rxSlot, n), hdr: make([]mmsghdr, n)}
 	for i := range b.slot {
 		s := &b.slot[i]
 		s.iov.Base = &s.buf[0]
@@ -170,7 +171,7 @@ func (s *sock) recv(b *rxBatch) int {
 		h.len = 0
 	}
 	for {
-		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&b.hdr[0])), rxBatchLen, unix.MSG_DONTWAIT, 0, 0)
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&b.hdr[0])), uintptr(len(b.hdr)), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
 			return int(n)
@@ -200,3 +201,84 @@ func (s *sock) sendTo(pkt []byte, p *peer) error {
 }
 
 func (s *sock) close() error { return unix.Close(s.fd) }
+
+// setBuffers makes room for a few ticks of many legs' packets on a shared socket;
+// SO_RCVBUFFORCE passes rmem_max when we may (root), else the kernel caps SO_RCVBUF.
+func (s *sock) setBuffers(bytes int) {
+	if unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes) != nil {
+		_ = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, bytes)
+	}
+	if unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bytes) != nil {
+		_ = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, bytes)
+	}
+}
+
+// txSlot is one datagram of a send batch: its bytes and destination are copied in, so the
+// batch holds no reference into a leg's buffers.
+type txSlot struct {
+	buf [txBufSize]byte
+	sa  unix.RawSockaddrInet6
+	iov unix.Iovec
+	ep  *Endpoint // counted as sent once the kernel took the datagram
+}
+
+// txBatch collects a tick's datagrams for one sendmmsg.
+type txBatch struct {
+	slot []txSlot
+	hdr  []mmsghdr
+	n    int
+}
+
+func newTxBatch(n int) *txBatch {
+	b := &txBatch{slot: make([]txSlot, n), hdr: make([]mmsghdr, n)}
+	for i := range b.slot {
+		s := &b.slot[i]
+		s.iov.Base = &s.buf[0]
+		h := &b.hdr[i].hdr
+		h.Name = (*byte)(unsafe.Pointer(&s.sa))
+		h.Iov = &s.iov
+		h.SetIovlen(1)
+	}
+	return b
+}
+
+// add copies one datagram in; it reports whether the batch is now full.
+func (b *txBatch) add(pkt []byte, p *peer, e *Endpoint) bool {
+	s := &b.slot[b.n]
+	n := copy(s.buf[:], pkt)
+	s.iov.SetLen(n)
+	s.sa = p.sa
+	b.hdr[b.n].hdr.Namelen = p.len
+	s.ep = e
+	b.n++
+	return b.n == len(b.slot)
+}
+
+// sendBatch sends the batch with as few sendmmsg calls as the kernel allows and empties
+// it, counting what went out on each datagram's endpoint. A full send buffer drops the rest
+// rather than stall the clock; a datagram the kernel refuses (an ICMP error pending) is
+// skipped and the rest go on.
+func (s *sock) sendBatch(b *txBatch) {
+	i := 0
+	for i < b.n {
+		// Syscall, not RawSyscall: a batch of dozens of loopback datagrams runs long
+		// enough that the runtime should be free to hand the P to another thread.
+		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&b.hdr[i])), uintptr(b.n-i), unix.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case 0:
+			for j := i; j < i+int(n); j++ {
+				b.slot[j].ep.Stats.Sent.Add(1)
+			}
+			i += int(n)
+		case unix.EINTR:
+		case unix.EAGAIN:
+			i = b.n
+		default:
+			i++
+		}
+	}
+	for j := range b.n {
+		b.slot[j].ep = nil
+	}
+	b.n = 0
+}

@@ -18,10 +18,10 @@ type datagram struct {
 }
 
 type rxBatch struct {
-	pkt [rxBatchLen]datagram
+	pkt []datagram
 }
 
-func newBatch() *rxBatch { return &rxBatch{} }
+func newBatch(n int) *rxBatch { return &rxBatch{pkt: make([]datagram, n)} }
 
 func (b *rxBatch) packet(i int) ([]byte, netip.AddrPort) { return b.pkt[i].buf, b.pkt[i].from }
 
@@ -84,3 +84,42 @@ func (s *sock) sendTo(pkt []byte, p *peer) error {
 }
 
 func (s *sock) close() error { return s.conn.Close() }
+
+func (s *sock) setBuffers(bytes int) {
+	_ = s.conn.SetReadBuffer(bytes)
+	_ = s.conn.SetWriteBuffer(bytes)
+}
+
+type txSlot struct {
+	buf [txBufSize]byte
+	n   int
+	p   *peer
+	ep  *Endpoint
+}
+
+type txBatch struct {
+	slot []txSlot
+	n    int
+}
+
+func newTxBatch(n int) *txBatch { return &txBatch{slot: make([]txSlot, n)} }
+
+func (b *txBatch) add(pkt []byte, p *peer, e *Endpoint) bool {
+	s := &b.slot[b.n]
+	s.n = copy(s.buf[:], pkt)
+	s.p, s.ep = p, e
+	b.n++
+	return b.n == len(b.slot)
+}
+
+// sendBatch sends one datagram at a time: no sendmmsg here.
+func (s *sock) sendBatch(b *txBatch) {
+	for i := range b.n {
+		sl := &b.slot[i]
+		if s.sendTo(sl.buf[:sl.n], sl.p) == nil {
+			sl.ep.Stats.Sent.Add(1)
+		}
+		sl.p, sl.ep = nil, nil
+	}
+	b.n = 0
+}
