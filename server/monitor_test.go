@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"ringside/server"
 	"ringside/server/simphone"
 )
 
@@ -28,6 +29,21 @@ func TestListenHearsBothAndIsHeardByNobody(t *testing.T) {
 
 func TestWhisperReachesAgentOnly(t *testing.T) {
 	_, customer, agent, sup := monitored(t, "*21001")
+	lv := levels(t, customer, agent, sup)
+	expect(t, "customer", lv[0], agentHz)
+	expect(t, "agent", lv[1], customerHz, supervisorHz)
+	expect(t, "supervisor", lv[2], customerHz, agentHz)
+	if gap := lv[0][agentHz] - lv[0][supervisorHz]; gap < 40 {
+		t.Errorf("customer hears the whisper only %.1f dB under the agent", gap)
+	}
+}
+
+// With the legs on shared sockets (--rtp-mux) the hearing matrix is the same.
+func TestWhisperOnSharedSockets(t *testing.T) {
+	r := newRig(t, func(c *server.Config) { c.RTPMux = true })
+	alice := r.phone("1001", "alice-pw", agentHz, true)
+	customer, agent := r.call(alice, "1001")
+	sup := r.monitor(r.phone("2001", "sam-pw", supervisorHz, false), "*21001")
 	lv := levels(t, customer, agent, sup)
 	expect(t, "customer", lv[0], agentHz)
 	expect(t, "agent", lv[1], customerHz, supervisorHz)

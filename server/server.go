@@ -51,10 +51,13 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		SIPAddr:    "127.0.0.1:5060",
-		HTTPAddr:   "127.0.0.1:8080",
-		RTPMin:     20000,
-		RTPMax:     29999,
+		SIPAddr:  "127.0.0.1:5060",
+		HTTPAddr: "127.0.0.1:8080",
+		RTPMin:   20000,
+		RTPMax:   29999,
+		// Shared sockets pass every test but save little CPU in the bench yet (see
+		// transport/mux.go): off until they earn their place.
+		RTPMux:     false,
 		TrunkAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		DeadAfter:  30 * time.Second,
 		Node:       host,

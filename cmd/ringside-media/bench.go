@@ -106,7 +106,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "in-process: write the server's CPU profile over the window to this file")
 	fs.StringVar(&f.genProfile, "generator-cpuprofile", "", "write the load generator's CPU profile over the window to this file")
 	fs.StringVar(&f.logLevel, "log-level", "error", "in-process server's log level (to stderr)")
-	fs.BoolVar(&f.rtpMux, "rtp-mux", false, "in-process server: RTP on shared sockets per clock shard (serve --rtp-mux)")
+	fs.BoolVar(&f.rtpMux, "rtp-mux", server.DefaultConfig().RTPMux, "in-process server: RTP on shared sockets per clock shard (serve --rtp-mux); false: a socket per leg")
 	fs.IntVar(&f.muxSockets, "rtp-mux-sockets", 0, "in-process server, with --rtp-mux: shared sockets per clock shard")
 	if _, err := parse(fs, args); err != nil {
 		return err

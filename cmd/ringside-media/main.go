@@ -2,7 +2,7 @@
 //
 //	ringside-media serve --data DIR [--sip-addr 127.0.0.1:5060] [--http-addr 127.0.0.1:8080]
 //	                     [--rtp-ports 20000-29999] [--trunk-allow 127.0.0.0/8] [--trunk-uri sip:HOST:PORT]
-//	                     [--public-ip IP]
+//	                     [--public-ip IP] [--rtp-mux] [--rtp-mux-sockets 8]
 //	ringside-media user add NAME --ext EXT --password PW --role agent|supervisor|admin [--team T] --data DIR
 //	ringside-media setting set notify-agent-on-monitor true|false --data DIR
 package main
@@ -29,7 +29,7 @@ import (
 const usage = `usage:
   ringside-media serve --data DIR [--sip-addr 127.0.0.1:5060] [--http-addr 127.0.0.1:8080]
                        [--rtp-ports 20000-29999] [--trunk-allow 127.0.0.0/8] [--trunk-uri sip:HOST:PORT]
-                       [--public-ip IP]
+                       [--public-ip IP] [--rtp-mux] [--rtp-mux-sockets 8]
   ringside-media user add NAME --ext EXT --password PW --role agent|supervisor|admin [--team T] --data DIR
   ringside-media user list --data DIR
   ringside-media setting set notify-agent-on-monitor true|false --data DIR

@@ -131,11 +131,14 @@ type run struct {
 
 	// pairs is which server RTP addresses each group's socket already talks to. A group
 	// tells its legs apart by the server's address, and a server that shares sockets
-	// among legs tells them apart by ours, so one pair of sockets carries one leg at most:
-	// we keep to that where we choose (answering the server's offer), the server where it
-	// does (answering ours).
-	pairMu sync.Mutex
-	pairs  map[*group]map[netip.AddrPort]bool
+	// among legs tells them apart by ours, so one pair of sockets carries one leg at most.
+	// The server keeps to that for the legs we offer (customers, supervisors), we for the
+	// ones it offers (agents). Agents have groups of their own: while a customer's INVITE
+	// is in flight the server has paired its socket with some server socket we can't know
+	// yet, so an agent's leg could otherwise collide with it.
+	offerGroups, agentGroups []*group
+	pairMu                   sync.Mutex
+	pairs                    map[*group]map[netip.AddrPort]bool
 }
 
 // groupFor picks a group whose socket carries no leg to server yet, and claims the pair.
@@ -143,8 +146,8 @@ func (r *run) groupFor(server netip.AddrPort) (*group, bool) {
 	r.pairMu.Lock()
 	defer r.pairMu.Unlock()
 	start := int(r.next.Add(1) - 1)
-	for i := range r.groups {
-		g := r.groups[(start+i)%len(r.groups)]
+	for i := range r.agentGroups {
+		g := r.agentGroups[(start+i)%len(r.agentGroups)]
 		if !r.pairs[g][server] {
 			r.pairs[g][server] = true
 			return g, true
@@ -211,7 +214,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	// Media first: groups tick from the start, idle until legs join.
 	legs := 2*cfg.Calls + cfg.Monitored
-	n := (legs + cfg.LegsPerGroup - 1) / cfg.LegsPerGroup
+	// Agent groups are half-filled: a group pairs with each server socket once, so they
+	// need room to spare.
+	nOffer := (cfg.Calls + cfg.Monitored + cfg.LegsPerGroup - 1) / cfg.LegsPerGroup
+	nAgent := (2*cfg.Calls + cfg.LegsPerGroup - 1) / cfg.LegsPerGroup
+	n := nOffer + nAgent
 	epoch := time.Now().Add(media.FrameDuration)
 	gctx, stopGroups := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -229,6 +236,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, err
 		}
 		r.groups = append(r.groups, g)
+		// Roles alternate, so customers' packets, like agents', come at every phase of
+		// the 20 ms, as from phones that each started on their own.
+		if len(r.agentGroups) >= nAgent || (i%2 == 0 && len(r.offerGroups) < nOffer) {
+			r.offerGroups = append(r.offerGroups, g)
+		} else {
+			r.agentGroups = append(r.agentGroups, g)
+		}
 		r.pairs[g] = make(map[netip.AddrPort]bool)
 		wg.Add(1)
 		go func() {
@@ -415,7 +429,7 @@ func (r *run) monitor(ctx context.Context, c *call, supExt string) error {
 }
 
 func (r *run) nextGroup() *group {
-	return r.groups[int(r.next.Add(1)-1)%len(r.groups)]
+	return r.offerGroups[int(r.next.Add(1)-1)%len(r.offerGroups)]
 }
 
 // answerAgent answers the server's INVITE to an agent and holds it until the dialog ends.

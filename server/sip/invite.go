@@ -161,6 +161,8 @@ func (s *Server) bridge(req *sipmsg.Request, tx sipmsg.ServerTransaction, offer 
 		respond(tx, req, code, reason)
 		s.endCall(c, reason)
 	}
+	// The call goes where its caller's address pairs with a shared socket.
+	c.shard = s.ports.ShardFor(c.shard, offer.Addr)
 	callerEP, err := s.openEndpoint(c, offer.Addr)
 	if err != nil {
 		fail(503, "Service Unavailable: "+err.Error())

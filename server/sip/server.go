@@ -32,9 +32,10 @@ type Config struct {
 	PublicIP netip.Addr // advertised in SDP and Contact when set (else MediaIP / the SIP address)
 	RTPMin   uint16     // 0: any free port
 	RTPMax   uint16     //
-	// RTPMux puts legs on a few sockets shared per clock shard instead of a socket each:
-	// one recvmmsg and one sendmmsg per shard socket and tick instead of a receive and a
-	// send per leg. Legs are told apart by the peer address their SDP gave.
+	// RTPMux puts legs on a few shared sockets (RTPMuxSockets per clock shard) instead of
+	// a socket each: each shard's tick drains them with a recvmmsg apiece and sends what
+	// it wrote with a sendmmsg apiece, instead of a receive and a send per leg. Legs are
+	// told apart by the peer address their SDP gave.
 	RTPMux bool
 	// RTPMuxSockets is the shared sockets per clock shard (default 8). A peer socket can
 	// carry one leg per shared socket, so more sockets suit peers that pack legs onto few.

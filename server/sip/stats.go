@@ -139,6 +139,12 @@ func (s *Server) MediaStats() MediaStats {
 		live.add(countersOf(lm.m, lm.l.ep))
 	}
 	live.add(s.stats.retired)
+	// On shared sockets a stranger's packet matches no leg: the socket counts it.
+	for i := range s.cfg.Clock.Shards() {
+		if sh := s.ports.Shard(i); sh != nil {
+			live.foreign += sh.Foreign()
+		}
+	}
 	r := &s.stats.reported
 	r.jitterDropped = max(r.jitterDropped, live.jitterDropped)
 	r.jitterMissing = max(r.jitterMissing, live.jitterMissing)

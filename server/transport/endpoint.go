@@ -1,9 +1,10 @@
-// Package transport carries a leg's RTP: one UDP socket per leg, latched to the address
-// the peer signalled in SDP, feeding the room's jitter buffer and sending the room's frames
-// as one continuous stream.
+// Package transport carries a leg's RTP, latched to the address the peer signalled in SDP,
+// feeding the room's jitter buffer and sending the room's frames as one continuous stream.
+// A leg's Endpoint has a UDP socket of its own, or a place on a socket shared with other
+// legs (mux.go: Ports.EnableMux), told apart by the peer's address.
 //
-// No goroutine waits on a leg's socket: the room's clock drains it (Receive) at the start
-// of every tick, in batches, and writes the tick's frame to it. At hundreds of legs a
+// No goroutine waits on a socket: the room's clock drains it (Receive) at the start of
+// every tick, in batches, and writes the tick's frame to it. At hundreds of legs a
 // goroutine per leg would cost a poller wake-up and a reschedule per packet, and compete
 // with the clock for the CPU.
 package transport
@@ -223,14 +224,6 @@ func bindSock(addr netip.AddrPort) (*sock, netip.AddrPort, error) {
 		return nil, netip.AddrPort{}, fmt.Errorf("rtp listen %s: %w", addr, err)
 	}
 	return s, local, nil
-}
-
-func listen(addr netip.AddrPort) (*Endpoint, error) {
-	s, local, err := bindSock(addr)
-	if err != nil {
-		return nil, err
-	}
-	return newSockEndpoint(s, local), nil
 }
 
 func newSockEndpoint(s *sock, local netip.AddrPort) *Endpoint {

@@ -12,9 +12,19 @@ import (
 )
 
 // Shared sockets. With a socket per leg, every leg costs the clock one receive and one send
-// system call per tick, and those calls, not the mixing, are most of the server's CPU. A
-// shared socket carries the legs of one clock shard: the shard drains it once per tick
-// (recvmmsg) and sends everything its rooms wrote in one go (sendmmsg) when the tick ends.
+// system call per tick, and those calls, not the mixing, are most of the server's CPU. With
+// shared sockets each clock shard, at the start of its tick, drains every shared socket
+// (recvmmsg; a socket another shard is draining right then is left to it), and at the end
+// sends what its rooms wrote, socket by socket (sendmmsg). Draining every socket at every
+// shard's tick means a packet waits at most the gap between two shards' ticks before it
+// reaches its jitter buffer, whichever shard its room ticks on.
+// Sockets are still opened per shard, so calls spread over all of them.
+//
+// Off by default (server.Config.RTPMux): on the 2-core bench machine they take 30 % off the
+// transport path (BenchmarkTick) but only about 4 % off the server's CPU per whispered call
+// at 300–500 calls, and cost more than per-leg sockets for small or relayed loads (every
+// shard drains and flushes every socket). The kernel's per-datagram work on loopback, not
+// the system calls, is what is left.
 //
 // Legs on a shared socket are told apart by the peer's address and port from its SDP: a
 // datagram from an address no leg signalled is dropped, which is the same no-RTP-bleed rule
@@ -54,13 +64,15 @@ type muxSock struct {
 
 	peersMu sync.RWMutex
 	peers   map[netip.AddrPort]*Endpoint // by the peer's unmapped address
+	npeers  atomic.Int32                 // len(peers): an idle socket isn't drained
 
 	// tx guards the send batch, and the socket against close while a send runs.
 	tx  sync.Mutex
 	txb *txBatch
-	// inTick is true between the shard's Receive and Flush: frames written meanwhile wait
-	// in txb for the tick's one sendmmsg. Outside a tick they go at once.
-	inTick atomic.Bool
+	// ticking counts shards between Receive and Flush: frames written meanwhile wait in
+	// txb for the ticking shard's Flush. With no tick running (no clock: tools, tests)
+	// they go at once. Shared by all the sockets of a Ports.
+	ticking *atomic.Int32
 
 	sock *sock // nil once closed; changed under both rx and tx
 
@@ -80,6 +92,7 @@ func (m *muxSock) reserve(e *Endpoint, peer netip.AddrPort) bool {
 		return false
 	}
 	m.peers[k] = e
+	m.npeers.Store(int32(len(m.peers)))
 	return true
 }
 
@@ -91,7 +104,10 @@ func (m *muxSock) rebind(e *Endpoint, old, peer netip.AddrPort) error {
 	if e.closed.Load() {
 		return net.ErrClosed
 	}
-	if o := m.peers[k]; o != nil && o != e {
+	// Nothing comes from an unspecified address or port 0 (a held or refused stream):
+	// such a peer takes no place on the socket.
+	none := !peer.IsValid() || peer.Port() == 0 || peer.Addr().IsUnspecified()
+	if o := m.peers[k]; !none && o != nil && o != e {
 		return ErrPeerShared
 	}
 	if old.IsValid() {
@@ -99,7 +115,10 @@ func (m *muxSock) rebind(e *Endpoint, old, peer netip.AddrPort) error {
 			delete(m.peers, ok)
 		}
 	}
-	m.peers[k] = e
+	if !none {
+		m.peers[k] = e
+	}
+	m.npeers.Store(int32(len(m.peers)))
 	return nil
 }
 
@@ -111,6 +130,7 @@ func (m *muxSock) release(e *Endpoint) {
 			delete(m.peers, k)
 		}
 	}
+	m.npeers.Store(int32(len(m.peers)))
 	m.peersMu.Unlock()
 }
 
@@ -124,6 +144,10 @@ func (m *muxSock) legs() int {
 func (m *muxSock) drain() {
 	m.rx.Lock()
 	defer m.rx.Unlock()
+	m.drainLocked()
+}
+
+func (m *muxSock) drainLocked() {
 	for range muxMaxBatches {
 		if m.sock == nil {
 			return
@@ -156,7 +180,7 @@ func (m *muxSock) write(e *Endpoint, pkt []byte, p *peer) error {
 	if m.sock == nil {
 		return net.ErrClosed
 	}
-	if !m.inTick.Load() {
+	if m.ticking.Load() == 0 {
 		err := m.sock.sendTo(pkt, p)
 		if err == nil {
 			e.Stats.Sent.Add(1)
@@ -184,7 +208,6 @@ func (m *muxSock) flush() {
 	if m.sock != nil && m.txb.n > 0 {
 		m.sock.sendBatch(m.txb)
 	}
-	m.inTick.Store(false)
 	m.tx.Unlock()
 }
 
@@ -201,27 +224,39 @@ func (m *muxSock) close() error {
 	return err
 }
 
-// MuxShard is the shared sockets of one clock shard, as the clock drives them: Receive
-// before the shard's rooms tick, Flush after (room.ShardIO).
+// MuxShard is one clock shard's view of the shared sockets, as the clock drives them:
+// Receive before the shard's rooms tick, Flush after (room.ShardIO). socks are the ones its
+// new legs open on; all is every shared socket of the Ports.
 type MuxShard struct {
-	socks []*muxSock
-	next  atomic.Uint32
+	socks   []*muxSock
+	all     []*muxSock
+	ticking *atomic.Int32
+	next    atomic.Uint32
 }
 
-// Receive drains every socket of the shard into its legs, and opens the tick: frames
-// written until Flush are sent together.
+// Receive drains every shared socket into its legs, skipping one another shard is
+// draining, and opens the tick: frames written until Flush are sent together.
 func (s *MuxShard) Receive() {
-	for _, m := range s.socks {
-		m.inTick.Store(true)
-		m.drain()
+	s.ticking.Add(1)
+	for _, m := range s.all {
+		// A socket no leg signalled a peer on has nothing to give (strangers' packets
+		// wait, or overflow its buffer): no system call for it.
+		if m.npeers.Load() == 0 {
+			continue
+		}
+		if m.rx.TryLock() {
+			m.drainLocked()
+			m.rx.Unlock()
+		}
 	}
 }
 
-// Flush sends what the tick wrote.
+// Flush sends what was written during the tick, one sendmmsg per socket that has any.
 func (s *MuxShard) Flush() {
-	for _, m := range s.socks {
+	for _, m := range s.all {
 		m.flush()
 	}
+	s.ticking.Add(-1)
 }
 
 // Foreign counts datagrams dropped on the shard's sockets because no leg signalled their
@@ -241,8 +276,10 @@ func (p *Ports) EnableMux(cfg MuxConfig) error {
 		cfg.PerShard = 8
 	}
 	shards := make([]*MuxShard, max(cfg.Shards, 1))
+	ticking := new(atomic.Int32)
+	var all []*muxSock
 	for i := range shards {
-		sh := &MuxShard{}
+		sh := &MuxShard{ticking: ticking}
 		for range cfg.PerShard {
 			s, local, err := p.bind()
 			if err != nil {
@@ -259,10 +296,14 @@ func (p *Ports) EnableMux(cfg MuxConfig) error {
 			sh.socks = append(sh.socks, &muxSock{
 				local: local, v6: s.v6, sock: s,
 				rxb: newBatch(muxRxBatchLen), txb: newTxBatch(muxTxBatchLen),
-				peers: make(map[netip.AddrPort]*Endpoint),
+				peers: make(map[netip.AddrPort]*Endpoint), ticking: ticking,
 			})
 		}
 		shards[i] = sh
+		all = append(all, sh.socks...)
+	}
+	for _, sh := range shards {
+		sh.all = all
 	}
 	p.mu.Lock()
 	p.mux = shards
@@ -280,6 +321,31 @@ func (p *Ports) Shard(i int) *MuxShard {
 	return p.mux[i]
 }
 
+// ShardFor is the first shard, from first on, with a shared socket that no leg uses with
+// peer: a new call whose caller offered from peer is best placed there. It is first when
+// shared sockets are off or all are taken.
+func (p *Ports) ShardFor(first int, peer netip.AddrPort) int {
+	p.mu.Lock()
+	shards := p.mux
+	p.mu.Unlock()
+	if len(shards) == 0 || !peer.IsValid() {
+		return first
+	}
+	k := muxKey(peer)
+	for i := range shards {
+		sh := (first + i) % len(shards)
+		for _, m := range shards[sh].socks {
+			m.peersMu.RLock()
+			taken := m.peers[k] != nil
+			m.peersMu.RUnlock()
+			if !taken {
+				return sh
+			}
+		}
+	}
+	return first
+}
+
 // OpenFor opens an endpoint for a leg whose room ticks on clock shard shard. peer is the
 // address the peer offered, when it offered first (invalid when we offer): the leg goes on
 // a shared socket of the shard that no other leg uses with that peer, or on a socket of its
@@ -291,11 +357,24 @@ func (p *Ports) OpenFor(shard int, peer netip.AddrPort) (*Endpoint, error) {
 	}
 	n := len(sh.socks)
 	start := int(sh.next.Add(1))
+	if !peer.IsValid() {
+		// We offer: the socket with the fewest legs, so each peer socket finds one it
+		// doesn't use yet.
+		m := sh.socks[start%n]
+		for i := range n {
+			if o := sh.socks[(start+i)%n]; o.npeers.Load() < m.npeers.Load() {
+				m = o
+			}
+		}
+		e := newEndpoint(m.local, m.v6)
+		e.mux = m
+		return e, nil
+	}
 	for i := range n {
 		m := sh.socks[(start+i)%n]
 		e := newEndpoint(m.local, m.v6)
 		e.mux = m
-		if !peer.IsValid() || m.reserve(e, peer) {
+		if m.reserve(e, peer) {
 			return e, nil
 		}
 	}
