@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"ringside/media"
+	"ringside/media/opus"
 	"ringside/server/simphone"
 )
 
@@ -122,7 +123,7 @@ const liveCaptureFrames = 8
 
 // liveJitter is the playout buffer of a live call: the visitor is somewhere on the
 // internet, not on the server's LAN, so it starts at two frames and may grow to six.
-var liveJitter = media.JitterConfig{Depth: 2, MaxDepth: 6, Capacity: 32}
+var liveJitter = media.JitterConfig{Depth: 2, MaxDepth: 6, Capacity: 32, MaxPayload: opus.MaxPacket}
 
 // liveDecoder turns one received payload into PCM (Opus or G.711) and guesses a lost
 // frame; it runs on the audio thread and must not allocate.

@@ -38,6 +38,9 @@ type JitterConfig struct {
 	// delay instead of paying for the worst case all call long. 0 (or at most
 	// Depth): fixed depth, the frame is played as a gap.
 	MaxDepth int
+	// MaxPayload is the largest payload a slot holds (default MaxFramePayload, 40 ms of
+	// G.711); Opus packets can be up to 1275 bytes.
+	MaxPayload int
 }
 
 func DefaultJitterConfig() JitterConfig {
@@ -58,9 +61,10 @@ type JitterBuffer struct {
 	minDepth int // Depth as configured
 	maxDepth int // MaxDepth, at least Depth
 	slots    int
+	slotSize int // MaxPayload
 	clean    int // Pops since the last underrun (adaptive)
 
-	data []byte  // slots × MaxFramePayload
+	data []byte  // slots × slotSize
 	size []int16 // payload length per slot; -1 when empty
 
 	started bool   // nextSeq is meaningful
@@ -88,6 +92,9 @@ func NewJitterBuffer(cfg JitterConfig) *JitterBuffer {
 	if cfg.Capacity <= 0 {
 		cfg.Capacity = def.Capacity
 	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = MaxFramePayload
+	}
 	cfg.MaxDepth = max(cfg.MaxDepth, cfg.Depth)
 	cfg.Capacity = max(cfg.Capacity, cfg.MaxDepth+1)
 	j := &JitterBuffer{
@@ -95,7 +102,8 @@ func NewJitterBuffer(cfg JitterConfig) *JitterBuffer {
 		minDepth: cfg.Depth,
 		maxDepth: cfg.MaxDepth,
 		slots:    cfg.Capacity,
-		data:     make([]byte, cfg.Capacity*MaxFramePayload),
+		slotSize: cfg.MaxPayload,
+		data:     make([]byte, cfg.Capacity*cfg.MaxPayload),
 		size:     make([]int16, cfg.Capacity),
 	}
 	j.clear()
@@ -108,7 +116,7 @@ func NewJitterBuffer(cfg JitterConfig) *JitterBuffer {
 func (j *JitterBuffer) Push(seq uint16, ts uint32, payload []byte) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if len(payload) > MaxFramePayload {
+	if len(payload) > j.slotSize {
 		j.stats.Dropped++
 		return false
 	}
@@ -154,7 +162,7 @@ func (j *JitterBuffer) Push(seq uint16, ts uint32, payload []byte) bool {
 		j.stats.Dropped++ // duplicate
 		return false
 	}
-	j.size[i] = int16(copy(j.data[i*MaxFramePayload:(i+1)*MaxFramePayload], payload))
+	j.size[i] = int16(copy(j.data[i*j.slotSize:(i+1)*j.slotSize], payload))
 	j.held++
 	j.span = max(j.span, d+1)
 	j.stats.Pushed++
@@ -197,7 +205,7 @@ func (j *JitterBuffer) Pop(dst []byte) (n int, ok bool) {
 	j.drain()
 	i := j.head
 	if size := j.size[i]; size >= 0 {
-		n = copy(dst, j.data[i*MaxFramePayload:i*MaxFramePayload+int(size)])
+		n = copy(dst, j.data[i*j.slotSize:i*j.slotSize+int(size)])
 		j.size[i] = -1
 		j.held--
 		ok = true

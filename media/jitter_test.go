@@ -313,3 +313,21 @@ func TestJitterFixedDropsLateFrame(t *testing.T) {
 	push(t, j, true, 3)
 	equal(t, "next", pops(t, j, 1), 3)
 }
+
+// A buffer sized for Opus keeps packets G.711 slots could not hold; the default refuses them.
+func TestJitterBufferMaxPayload(t *testing.T) {
+	big := make([]byte, 1000)
+	big[999] = 7
+	if NewJitterBuffer(JitterConfig{Depth: 1}).Push(1, 0, big) {
+		t.Error("a default buffer kept a 1000-byte payload")
+	}
+	j := NewJitterBuffer(JitterConfig{Depth: 1, MaxPayload: 1275})
+	if !j.Push(1, 0, big) {
+		t.Fatal("an Opus-sized buffer refused a 1000-byte payload")
+	}
+	dst := make([]byte, 1275)
+	n, ok := j.Pop(dst)
+	if !ok || n != 1000 || dst[999] != 7 {
+		t.Errorf("Pop = %d, %v, last byte %d; want the 1000 bytes back", n, ok, dst[999])
+	}
+}

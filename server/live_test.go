@@ -456,8 +456,23 @@ func TestLiveCallBadInputKeepsTheCall(t *testing.T) {
 	refused(v, "offer before candidates")
 	v.sendRaw("{not json")
 	refused(v, "not a JSON object")
+	// Junk in place of an SDP offer rings nobody (a ringing agent is busy for customers).
+	v.send(map[string]string{"type": "offer", "sdp": "hello"})
+	refused(v, "not an SDP offer with audio")
+	if cs := r.activeCalls(ada); len(cs) != 0 {
+		t.Fatalf("a junk offer made a call: %+v", cs)
+	}
 
 	id := ringLive(t, v, agent, "")
+	// Candidates are bounded in size and number: each is kept while the call rings.
+	v.send(map[string]any{"type": "candidate", "candidate": map[string]string{"candidate": strings.Repeat("x", 3<<10)}})
+	refused(v, "at most 2 KiB")
+	for range 32 {
+		v.send(map[string]any{"type": "candidate", "candidate": visitorCandidate})
+		agent.next("candidate")
+	}
+	v.send(map[string]any{"type": "candidate", "candidate": visitorCandidate})
+	refused(v, "too many candidates")
 	v.sendRaw(`{"type":"offer","sdp":` + strings.Repeat(" ", 70<<10) + `"x"}`)
 	refused(v, "larger than 64 KiB")
 	v.send(map[string]string{"type": "offer", "sdp": visitorSDP})

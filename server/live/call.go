@@ -23,14 +23,15 @@ type call struct {
 	// turn lets one change happen at a time, its history write and event included, so
 	// events and history of a call follow its states in order. Lock order: turn, then
 	// Server.mu, then mu.
-	turn      sync.Mutex
-	ended     bool
-	visitor   *socket
-	ringing   []*socket // agent sockets offered the call, until it is answered
-	agent     *socket   // the socket that answered
-	offer     []byte    // the offer as sent to agents, for a softphone that connects while it rings
-	trickle   [][]byte  // the visitor's candidates sent to agents, for the same reason
-	ringTimer *time.Timer
+	turn       sync.Mutex
+	ended      bool
+	visitor    *socket
+	ringing    []*socket // agent sockets offered the call, until it is answered
+	agent      *socket   // the socket that answered
+	offer      []byte    // the offer as sent to agents, for a softphone that connects while it rings
+	trickle    [][]byte  // the visitor's candidates sent to agents, for the same reason
+	candidates int       // the visitor's candidates so far (maxCandidates)
+	ringTimer  *time.Timer
 
 	mu   sync.Mutex // guards snap, read by the API
 	snap calls.Call
@@ -69,6 +70,15 @@ var (
 	errShuttingDown = errors.New("the server is shutting down; try again in a minute")
 	errNotRecorded  = errors.New("the call could not be placed because the server can't record it; try again in a moment")
 )
+
+// A visitor's candidates: how many per call and how big each may be. A browser sends a
+// handful of a few hundred bytes.
+const (
+	maxCandidates     = 32
+	maxCandidateBytes = 2 << 10
+)
+
+var errTooManyCandidates = errors.New("too many candidates for one call; the rest were dropped")
 
 // CustomerNumber is what a live call shows as the customer's number.
 const CustomerNumber = "web"
@@ -224,24 +234,30 @@ func (s *Server) answer(c *call, p *socket, sdp string) error {
 
 // visitorCandidate relays a visitor's candidate to the softphone that answered, or while
 // the call rings to every softphone it rings on.
-func (s *Server) visitorCandidate(c *call, cand json.RawMessage) {
+func (s *Server) visitorCandidate(c *call, cand json.RawMessage) error {
 	c.turn.Lock()
 	defer c.turn.Unlock()
 	if c.ended {
-		return
+		return nil
+	}
+	// Bounded: while the call rings each one is kept for softphones that connect later,
+	// and a browser gathers a handful.
+	if c.candidates++; c.candidates > maxCandidates {
+		return errTooManyCandidates
 	}
 	b, err := marshal(candidateMsg{Type: "candidate", CallID: c.id, Candidate: cand})
 	if err != nil {
-		return
+		return err
 	}
 	if c.agent != nil {
 		c.agent.sendRaw(b)
-		return
+		return nil
 	}
 	c.trickle = append(c.trickle, b)
 	for _, p := range c.ringing {
 		p.sendRaw(b)
 	}
+	return nil
 }
 
 // agentCandidate relays the answering softphone's candidate to the visitor.

@@ -134,6 +134,11 @@ func (s *Server) serveVisitor(w http.ResponseWriter, r *http.Request) {
 			case strings.TrimSpace(m.SDP) == "":
 				so.send(errorOf("", `the offer has no "sdp"`))
 				continue
+			case !strings.HasPrefix(m.SDP, "v=0") || !strings.Contains(m.SDP, "m=audio "):
+				// Not parsed, only recognised: junk must not ring an agent (and make it
+				// busy for phone customers) on an anonymous socket.
+				so.send(errorOf("", "the offer is not an SDP offer with audio"))
+				continue
 			}
 			offered.Store(true)
 			c, err = s.ring(so, agent, m.SDP, visitorName(m.Name))
@@ -147,8 +152,12 @@ func (s *Server) serveVisitor(w http.ResponseWriter, r *http.Request) {
 				so.send(errorOf("", "send the offer before candidates"))
 			case len(m.Candidate) == 0:
 				so.send(errorOf("", `the message has no "candidate"`))
+			case len(m.Candidate) > maxCandidateBytes:
+				so.send(errorOf("", "a candidate is at most 2 KiB; this one was dropped"))
 			default:
-				s.visitorCandidate(c, m.Candidate)
+				if err := s.visitorCandidate(c, m.Candidate); err != nil {
+					so.send(errorOf("", err.Error()))
+				}
 			}
 		case "hangup":
 			if c != nil {

@@ -104,10 +104,11 @@ func warning(host string, err error) sipmsg.Header {
 	return sipmsg.NewHeader("Warning", fmt.Sprintf(`399 %s "%s"`, host, text))
 }
 
+// busy tells whether the agent at ext is on a call, phone or live (a transfer target too).
 func (s *Server) busy(ext string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.agents[ext]) > 0
+	return len(s.agents[ext]) > 0 || s.onLiveCall(ext)
 }
 
 // bridgeInbound rings the agent for a customer (or colleague) who called in.
