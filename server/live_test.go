@@ -572,3 +572,27 @@ func TestLivePage(t *testing.T) {
 		t.Errorf("GET /live/1999: %d\n%s", code, body)
 	}
 }
+
+// A softphone that signs out stops being offered live calls, though its socket was open
+// (the same recheck at every ping catches a changed extension or a lost permission).
+func TestAgentSocketFollowsTheLogin(t *testing.T) {
+	r := newRig(t, func(c *server.Config) { c.LivePingEvery = 100 * time.Millisecond })
+	token := r.login("alice", "alice-pw")
+	agent, _, err := r.dialWS("/api/live/agent", token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent.quiet()
+	if code := r.do("POST", "/api/logout", token, nil, nil); code != http.StatusNoContent {
+		t.Fatalf("logout: status %d", code)
+	}
+	if e := agent.next("error"); !strings.Contains(e["reason"].(string), "sign in again") {
+		t.Errorf("error %v, want it to ask to sign in again", e)
+	}
+	agent.closed()
+	v := r.visitor("1001")
+	v.send(map[string]string{"type": "offer", "sdp": visitorSDP})
+	if e := v.next("error"); !strings.Contains(e["reason"].(string), "not available") {
+		t.Errorf("a visitor reached a signed-out softphone: %v", e)
+	}
+}

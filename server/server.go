@@ -43,6 +43,8 @@ type Config struct {
 	Logger           *slog.Logger
 	// LiveRingFor is how long a live call rings before "no answer" (0: 60 s).
 	LiveRingFor time.Duration
+	// LivePingEvery is how often agent sockets are pinged and their login rechecked (0: 20 s).
+	LivePingEvery time.Duration
 	// PasswordIterations lowers the cost of new password hashes; tests only (0: default).
 	PasswordIterations int
 }
@@ -150,8 +152,9 @@ func (s *Server) start(ctx context.Context) error {
 	// Live calls (browser to softphone) only borrow the API's login and ask SIP whether
 	// an agent is on a phone call; SIP asks them whether an agent is on a live call.
 	s.live = live.New(live.Config{
-		Store: s.store, Events: bus, Node: cfg.Node, RingFor: cfg.LiveRingFor, Logger: s.log.With("part", "live"),
+		Store: s.store, Events: bus, Node: cfg.Node, RingFor: cfg.LiveRingFor, PingEvery: cfg.LivePingEvery, Logger: s.log.With("part", "live"),
 		Authenticate:     func(w http.ResponseWriter, r *http.Request) (store.User, bool) { return s.api.Authenticate(w, r) },
+		Recheck:          func(r *http.Request) (store.User, error) { return s.api.Caller(r) },
 		AgentOnPhoneCall: func(ext string) bool { return s.sip.AgentOnCall(ext) },
 	})
 	s.sip, err = sip.New(sip.Config{

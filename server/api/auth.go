@@ -252,6 +252,9 @@ func (a *API) Authenticate(w http.ResponseWriter, r *http.Request) (u store.User
 	return u, ok
 }
 
+// Caller tells who r's Bearer token belongs to now, or why it is no longer good.
+func (a *API) Caller(r *http.Request) (store.User, error) { return a.caller(r) }
+
 func (a *API) caller(r *http.Request) (store.User, error) {
 	token, ok := bearerToken(r)
 	if !ok {

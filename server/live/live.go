@@ -31,6 +31,9 @@ type Config struct {
 	// Authenticate checks an agent socket's Bearer token as the API does; on failure it
 	// has answered the request and returns false.
 	Authenticate func(w http.ResponseWriter, r *http.Request) (store.User, bool)
+	// Recheck tells who r's token belongs to now (an error once it is signed out or
+	// expired); agent sockets repeat it at every ping. nil: never rechecked.
+	Recheck func(r *http.Request) (store.User, error)
 	// AgentOnPhoneCall tells whether an agent is on a phone call (the SIP side); nil: never.
 	AgentOnPhoneCall func(ext string) bool
 	Node             string

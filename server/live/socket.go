@@ -113,7 +113,7 @@ func (so *socket) writeOne(b []byte) bool {
 
 // ping checks every interval that the far end still answers, and closes the socket when
 // it does not, so a softphone that vanished without closing stops being offered calls.
-func (so *socket) ping(every time.Duration) {
+func (so *socket) ping(every time.Duration, still func() error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -126,6 +126,14 @@ func (so *socket) ping(every time.Duration) {
 			cancel()
 			if err != nil {
 				so.close(websocket.StatusGoingAway, "no answer to ping")
+				return
+			}
+			if still == nil {
+				continue
+			}
+			if err := still(); err != nil {
+				so.send(errorOf("", err.Error()))
+				so.close(websocket.StatusPolicyViolation, "signed out")
 				return
 			}
 		}

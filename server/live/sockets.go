@@ -240,7 +240,7 @@ func (s *Server) serveAgent(w http.ResponseWriter, r *http.Request) {
 	if s.track() {
 		go func() {
 			defer s.wg.Done()
-			so.ping(s.cfg.PingEvery)
+			so.ping(s.cfg.PingEvery, s.stillAgent(r.Clone(context.Background()), u))
 		}()
 	}
 
@@ -309,4 +309,23 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// stillAgent is the check an agent socket repeats at every ping: the login behind it
+// still holds (not signed out or expired), and the user still has this extension and may
+// take calls. An admin's change then reaches a softphone that stays connected.
+func (s *Server) stillAgent(r *http.Request, u store.User) func() error {
+	if s.cfg.Recheck == nil {
+		return nil
+	}
+	return func() error {
+		now, err := s.cfg.Recheck(r)
+		switch {
+		case err != nil:
+			return fmt.Errorf("your login has ended (%v); sign in again to take live calls", err)
+		case now.Ext != u.Ext || !now.Can(store.PermCall):
+			return errors.New("your extension or permissions changed; sign in again to take live calls")
+		}
+		return nil
+	}
 }
