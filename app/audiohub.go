@@ -137,16 +137,14 @@ type liveDecoder interface {
 // drains, decoding on the way.
 type liveAudio struct {
 	mu    sync.Mutex
-	ring  [liveCaptureFrames * media.FrameSamples]int16
-	head  int
-	n     int
+	ring  media.SampleRing
 	ready chan struct{} // has a value while a whole frame waits
 	muted bool
 
 	jb      *media.JitterBuffer
 	dec     liveDecoder // nil until the remote track is known
 	played  bool        // something was decoded: a gap is concealed, not silent
-	payload [media.MaxFramePayload]byte
+	payload [opus.MaxPacket]byte
 	out     [maxDecodedFrame]int16
 	outPos  int
 	outLen  int
@@ -156,7 +154,8 @@ type liveAudio struct {
 const maxDecodedFrame = media.SampleRate * 120 / 1000
 
 func newLiveAudio() *liveAudio {
-	return &liveAudio{jb: media.NewJitterBuffer(liveJitter), ready: make(chan struct{}, 1)}
+	return &liveAudio{jb: media.NewJitterBuffer(liveJitter), ready: make(chan struct{}, 1),
+		ring: media.NewSampleRing(liveCaptureFrames * media.FrameSamples)}
 }
 
 func (a *liveAudio) setMute(on bool) {
@@ -168,24 +167,8 @@ func (a *liveAudio) setMute(on bool) {
 func (a *liveAudio) pushCapture(pcm []int16) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	size := len(a.ring)
-	if len(pcm) > size {
-		pcm = pcm[len(pcm)-size:]
-	}
-	if over := a.n + len(pcm) - size; over > 0 {
-		a.head = (a.head + over) % size
-		a.n -= over
-	}
-	tail := (a.head + a.n) % size
-	k := copy(a.ring[tail:], pcm)
-	copy(a.ring[:], pcm[k:])
-	if a.muted {
-		for i := range len(pcm) {
-			a.ring[(tail+i)%size] = 0
-		}
-	}
-	a.n += len(pcm)
-	if a.n >= media.FrameSamples {
+	a.ring.Push(pcm, a.muted)
+	if a.ring.Len() >= media.FrameSamples {
 		select {
 		case a.ready <- struct{}{}:
 		default:
@@ -198,15 +181,7 @@ func (a *liveAudio) pushCapture(pcm []int16) {
 func (a *liveAudio) takeFrame(frame []int16) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.n < len(frame) {
-		return false
-	}
-	size := len(a.ring)
-	k := copy(frame, a.ring[a.head:min(size, a.head+len(frame))])
-	copy(frame[k:], a.ring[:len(frame)-k])
-	a.head = (a.head + len(frame)) % size
-	a.n -= len(frame)
-	return true
+	return a.ring.Take(frame)
 }
 
 // setDecoder names how received payloads decode, once the remote track is known.

@@ -144,9 +144,7 @@ func (a *phoneAudio) playback(pcm []int16) {
 // the send loop drains as frames complete, and a jitter buffer that the speaker drains.
 type streamAudio struct {
 	mu   sync.Mutex
-	ring [captureFrames * media.FrameSamples]int16
-	head int // index of the oldest sample
-	n    int // samples held
+	ring media.SampleRing
 	// ready has a value while a whole frame waits: the send loop sends it at once
 	// rather than on a clock of its own, which would add up to a frame of delay.
 	ready chan struct{}
@@ -173,25 +171,14 @@ type streamAudio struct {
 
 func newStreamAudio() *streamAudio {
 	return &streamAudio{jb: media.NewJitterBuffer(playoutJitter), ready: make(chan struct{}, 1),
-		epoch: time.Now(), window: trimFrames}
+		epoch: time.Now(), window: trimFrames, ring: media.NewSampleRing(captureFrames * media.FrameSamples)}
 }
 
 func (s *streamAudio) pushCapture(pcm []int16) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	size := len(s.ring)
-	if len(pcm) > size {
-		pcm = pcm[len(pcm)-size:]
-	}
-	if over := s.n + len(pcm) - size; over > 0 {
-		s.head = (s.head + over) % size
-		s.n -= over
-	}
-	tail := (s.head + s.n) % size
-	k := copy(s.ring[tail:], pcm)
-	copy(s.ring[:], pcm[k:])
-	s.n += len(pcm)
-	if s.n >= media.FrameSamples {
+	s.ring.Push(pcm, false)
+	if s.ring.Len() >= media.FrameSamples {
 		select {
 		case s.ready <- struct{}{}:
 		default:
@@ -204,15 +191,7 @@ func (s *streamAudio) pushCapture(pcm []int16) {
 func (s *streamAudio) takeFrame(frame []int16) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.n < len(frame) {
-		return false
-	}
-	size := len(s.ring)
-	k := copy(frame, s.ring[s.head:min(size, s.head+len(frame))])
-	copy(frame[k:], s.ring[:len(frame)-k])
-	s.head = (s.head + len(frame)) % size
-	s.n -= len(frame)
-	return true
+	return s.ring.Take(frame)
 }
 
 // pushReceived queues one received audio payload for the speaker, stamped with its
