@@ -91,6 +91,16 @@ type Call struct {
 	TargetDialog string `json:"-"`
 }
 
+// Record is the call's history row as the store keeps it (monitors are recorded apart).
+func (c Call) Record() store.CallRecord {
+	return store.CallRecord{
+		ID: c.ID, Node: c.Node, Kind: string(c.Kind), Direction: c.Direction, State: string(c.State),
+		AgentName: c.Agent.Name, AgentExt: c.Agent.Ext,
+		CustomerNumber: c.Customer.Number, CustomerName: c.Customer.Name,
+		StartedAt: c.StartedAt, AnsweredAt: c.AnsweredAt,
+	}
+}
+
 // Whisper tells whether any supervisor talks to the agent right now.
 func (c Call) Whisper() bool {
 	return slices.ContainsFunc(c.Monitors, func(m Monitor) bool { return m.Mode == room.Whisper || m.Mode == room.Barge })

@@ -47,13 +47,7 @@ func (c *call) snapshot() calls.Call {
 }
 
 func (c *call) record() store.CallRecord {
-	s := c.snapshot()
-	return store.CallRecord{
-		ID: s.ID, Node: s.Node, Kind: string(s.Kind), Direction: s.Direction, State: string(s.State),
-		AgentName: s.Agent.Name, AgentExt: s.Agent.Ext,
-		CustomerNumber: s.Customer.Number, CustomerName: s.Customer.Name,
-		StartedAt: s.StartedAt, AnsweredAt: s.AnsweredAt,
-	}
+	return c.snapshot().Record()
 }
 
 // publish sends the call as it is now; callers hold turn, so events go out in order.
