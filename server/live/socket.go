@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -246,12 +247,22 @@ func errorOf(callID, reason string) errorMsg {
 	return errorMsg{Type: "error", CallID: callID, Reason: reason}
 }
 
-// clientIP is the address a socket comes from. Forwarded headers are not trusted: a
-// visitor could name any address and escape the per-address limit.
-func clientIP(r *http.Request) string {
+// visitorAddress is where a visitor's socket comes from, as the per-address limit counts
+// it: the IP, or for IPv6 its /64 (one subscriber's whole network, which one attacker
+// can spread over). Forwarded headers are not trusted: a visitor could name any address
+// and escape the limit (so a proxy in front counts as one address).
+func visitorAddress(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if ip = ip.Unmap(); ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }

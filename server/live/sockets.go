@@ -61,7 +61,7 @@ func (s *Server) release(so *socket) {
 // serveVisitor is GET /live/{ext}/ws: the visitor's page starts, signals and ends one call.
 func (s *Server) serveVisitor(w http.ResponseWriter, r *http.Request) {
 	ext := r.PathValue("ext")
-	ip := clientIP(r)
+	ip := visitorAddress(r)
 	so, ok := s.open(w)
 	if !ok {
 		return
