@@ -1,8 +1,6 @@
 package server
 
 import (
-	"slices"
-
 	"ringside/server/calls"
 	"ringside/server/live"
 	"ringside/server/sip"
@@ -18,7 +16,7 @@ type callRegistry struct {
 // Active lists phone and live calls in progress, newest first.
 func (r callRegistry) Active() []calls.Call {
 	out := append(r.Server.Active(), r.live.Active()...)
-	slices.SortStableFunc(out, func(a, b calls.Call) int { return b.StartedAt.Compare(a.StartedAt) })
+	calls.NewestFirst(out)
 	return out
 }
 

@@ -101,6 +101,11 @@ func (c Call) Record() store.CallRecord {
 	}
 }
 
+// NewestFirst sorts calls as lists show them: the latest started first.
+func NewestFirst(cs []Call) {
+	slices.SortStableFunc(cs, func(a, b Call) int { return b.StartedAt.Compare(a.StartedAt) })
+}
+
 // Whisper tells whether any supervisor talks to the agent right now.
 func (c Call) Whisper() bool {
 	return slices.ContainsFunc(c.Monitors, func(m Monitor) bool { return m.Mode == room.Whisper || m.Mode == room.Barge })

@@ -14,7 +14,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,7 +165,7 @@ func (s *Server) Active() []calls.Call {
 	for _, c := range cs {
 		out = append(out, c.snapshot())
 	}
-	slices.SortFunc(out, func(a, b calls.Call) int { return b.StartedAt.Compare(a.StartedAt) })
+	calls.NewestFirst(out)
 	return out
 }
 

@@ -552,7 +552,7 @@ func (s *Server) Active() []calls.Call {
 	for _, c := range cs {
 		out = append(out, c.snapshot())
 	}
-	slices.SortFunc(out, func(a, b calls.Call) int { return b.StartedAt.Compare(a.StartedAt) })
+	calls.NewestFirst(out)
 	return out
 }
 

@@ -3,10 +3,8 @@ package transport
 import (
 	"net/netip"
 	"testing"
-	"time"
 
 	"ringside/media"
-	"ringside/media/dtlssrtp"
 )
 
 // securePair opens two endpoints signalled to each other and shakes hands DTLS-SRTP
@@ -24,30 +22,7 @@ func securePair(tb testing.TB) (a, b *Endpoint) {
 	a, b = open(), open()
 	a.Configure(b.LocalAddr(), media.PCMU, 101)
 	b.Configure(a.LocalAddr(), media.PCMU, 101)
-	cert, err := dtlssrtp.LocalCertificate()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sb, err := b.Secure(dtlssrtp.Server, cert.Fingerprint)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sa, err := a.Secure(dtlssrtp.Client, cert.Fingerprint)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !sa.Ready() || !sb.Ready() {
-		if sa.Err() != nil || sb.Err() != nil {
-			tb.Fatalf("handshake: client %v, server %v", sa.Err(), sb.Err())
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal("no handshake after 10 s")
-		}
-		a.Receive()
-		b.Receive()
-		time.Sleep(time.Millisecond)
-	}
+	handshake(tb, a, b)
 	return a, b
 }
 
