@@ -374,6 +374,14 @@ func roundResult(r *loadgen.Result) {
 	}
 	r.LateFrameRatio = math.Round(r.LateFrameRatio*1e6) / 1e6
 	r.LostFrameRatio = math.Round(r.LostFrameRatio*1e6) / 1e6
+	// Latencies come from 0.1 ms buckets.
+	ms := []*float64{&r.LatencyP50Ms, &r.LatencyP99Ms}
+	for _, p := range r.Latency.All() {
+		ms = append(ms, &p.P50Ms, &p.P99Ms)
+	}
+	for _, p := range ms {
+		*p = math.Round(*p*10) / 10
+	}
 }
 
 // generatorMessage is one line from the generator child.

@@ -50,6 +50,18 @@ func TestBenchSmallRun(t *testing.T) {
 	if p50, p99 := num("added_latency_ms_p50"), num("added_latency_ms_p99"); p50 <= 0 || p99 < p50 || p99 > 500 {
 		t.Errorf("added latency p50 %v ms, p99 %v ms", p50, p99)
 	}
+	// Every audio path on its own: the conversation both ways, and on the two whispered
+	// calls the supervisor hearing either party and its whisper reaching the agent.
+	paths, _ := got["latency_ms"].(map[string]any)
+	for _, name := range []string{"customer_to_agent", "agent_to_customer", "customer_to_supervisor", "agent_to_supervisor", "supervisor_to_agent"} {
+		p, _ := paths[name].(map[string]any)
+		p50, _ := p["p50"].(float64)
+		p99, _ := p["p99"].(float64)
+		n, _ := p["n"].(float64)
+		if n <= 0 || p50 <= 0 || p50 >= 100 || p99 < p50 || p99 > 500 {
+			t.Errorf("latency_ms.%s = %v, want markers measured, p50 under 100 ms", name, paths[name])
+		}
+	}
 	if num("server_cpu_per_call_pct") < 0 || num("generator_cpu_pct") < 0 || num("setup_calls_per_s") <= 0 {
 		t.Errorf("cpu per call %v, generator cpu %v, setup %v/s", got["server_cpu_per_call_pct"], got["generator_cpu_pct"], got["setup_calls_per_s"])
 	}

@@ -2,9 +2,10 @@
 // a ringside-media over real SIP on loopback, customer and agent legs with real RTP at the
 // real 20 ms pace, puts some under a whispering supervisor (*2<ext>), and measures what
 // the server gives back: packet rates, frames late against the server's 20 ms grid, the
-// delay the server adds (on the wire, customer to agent), and whether every leg hears
-// exactly the tones the hearing matrix says (customer 440 Hz, agent 1000 Hz, supervisor
-// 2300 Hz).
+// delay the server adds on every audio path (on the wire: customer and agent to each
+// other, either of them to a monitoring supervisor, its whisper to the agent), and whether
+// every leg hears exactly the tones the hearing matrix says (customer 440 Hz, agent
+// 1000 Hz, supervisor 2300 Hz).
 //
 // It is built to cost far less than the server it loads: legs are served in groups, each
 // by one goroutine and one socket on a shared 20 ms clock, with tone frames encoded once,
@@ -98,10 +99,17 @@ type Result struct {
 	FrameDelayP99Ms float64 `json:"frame_delay_ms_p99"`
 	FrameDelayMaxMs float64 `json:"frame_delay_ms_max"`
 
+	// The delay the server adds on the conversation paths, customer to agent and agent to
+	// customer together (what the call's two parties live with), from markers: a frame of
+	// silence in place of the sender's tone, timed from leaving the sender to the first
+	// frame without that tone reaching the hearer (kernel arrival time). Samples and
+	// missed markers (not found within 500 ms) count those two paths.
 	LatencyP50Ms   float64 `json:"added_latency_ms_p50"`
 	LatencyP99Ms   float64 `json:"added_latency_ms_p99"`
 	LatencySamples uint64  `json:"latency_samples"`
 	MarkersMissed  uint64  `json:"latency_markers_missed"`
+	// Every path on its own, the monitoring ones (measured on monitored calls) included.
+	Latency LatencyPaths `json:"latency_ms"`
 
 	LostOrLeaked int `json:"lost_or_leaked"`
 	WhisperLeaks int `json:"whisper_leaks"`
@@ -113,6 +121,38 @@ type Result struct {
 	SendDrops       uint64  `json:"generator_send_drops"`
 	StrayPackets    uint64  `json:"stray_packets"`
 	UnstampedFrames uint64  `json:"unstamped_frames"`
+}
+
+// PathLatency is the delay the server adds on one audio path, in milliseconds.
+type PathLatency struct {
+	P50Ms  float64 `json:"p50"`
+	P99Ms  float64 `json:"p99"`
+	N      uint64  `json:"n"`      // markers measured
+	Missed uint64  `json:"missed"` // markers sent but not heard within 500 ms
+}
+
+// LatencyPaths has every audio path through the server: the conversation (customer and
+// agent hear each other), the monitoring supervisor hearing either party, and its whisper
+// reaching the agent.
+type LatencyPaths struct {
+	CustomerToAgent      PathLatency `json:"customer_to_agent"`
+	AgentToCustomer      PathLatency `json:"agent_to_customer"`
+	CustomerToSupervisor PathLatency `json:"customer_to_supervisor"`
+	AgentToSupervisor    PathLatency `json:"agent_to_supervisor"`
+	SupervisorToAgent    PathLatency `json:"supervisor_to_agent"`
+}
+
+// All is every path's figures, by the name latency_ms gives it.
+func (lp *LatencyPaths) All() map[string]*PathLatency {
+	m := make(map[string]*PathLatency, nPaths)
+	for p := range nPaths {
+		m[p.String()] = lp.of(p)
+	}
+	return m
+}
+
+func (lp *LatencyPaths) of(p path) *PathLatency {
+	return [nPaths]*PathLatency{&lp.CustomerToAgent, &lp.AgentToCustomer, &lp.CustomerToSupervisor, &lp.AgentToSupervisor, &lp.SupervisorToAgent}[p]
 }
 
 // ErrNoCalls means not one call could be set up.
@@ -518,12 +558,26 @@ func (r *run) summarise(res *Result, st *groupStats, window time.Duration) {
 	}
 	res.FrameDelayP99Ms = percentile(st.jitter[:], lateStep, 0.99)
 	res.FrameDelayMaxMs = percentile(st.jitter[:], lateStep, 1)
-	res.LatencyP50Ms = percentile(st.latency[:], latencyStep, 0.50)
-	res.LatencyP99Ms = percentile(st.latency[:], latencyStep, 0.99)
-	for _, n := range st.latency {
-		res.LatencySamples += uint64(n)
+	var conversation [latencyBins]uint32
+	for p := range nPaths {
+		h := st.latency[p][:]
+		pl := res.Latency.of(p)
+		pl.P50Ms = percentile(h, latencyStep, 0.50)
+		pl.P99Ms = percentile(h, latencyStep, 0.99)
+		for _, n := range h {
+			pl.N += uint64(n)
+		}
+		pl.Missed = st.markersMissed[p]
+		if p == customerToAgent || p == agentToCustomer {
+			for i, n := range h {
+				conversation[i] += n
+			}
+			res.LatencySamples += pl.N
+			res.MarkersMissed += pl.Missed
+		}
 	}
-	res.MarkersMissed = st.markersMissed
+	res.LatencyP50Ms = percentile(conversation[:], latencyStep, 0.50)
+	res.LatencyP99Ms = percentile(conversation[:], latencyStep, 0.99)
 	res.TickLagP99Ms = percentile(st.lag[:], lagStep, 0.99)
 	res.TickLagMaxMs = percentile(st.lag[:], lagStep, 1)
 	res.SendDrops = st.sendDrops
@@ -553,9 +607,11 @@ func (s *groupStats) add(o *groupStats) {
 	s.late += o.late
 	s.stray += o.stray
 	s.noStamp += o.noStamp
-	s.markersMissed += o.markersMissed
-	for i, n := range o.latency {
-		s.latency[i] += n
+	for p := range nPaths {
+		s.markersMissed[p] += o.markersMissed[p]
+		for i, n := range o.latency[p] {
+			s.latency[p][i] += n
+		}
 	}
 	for i, n := range o.lag {
 		s.lag[i] += n

@@ -74,6 +74,24 @@ func TestRunHearsTheMatrix(t *testing.T) {
 	if res.LatencySamples == 0 || res.LatencyP50Ms <= 0 || res.LatencyP99Ms < res.LatencyP50Ms {
 		t.Errorf("latency p50 %.1f p99 %.1f from %d samples", res.LatencyP50Ms, res.LatencyP99Ms, res.LatencySamples)
 	}
+	// Every audio path is measured, the monitoring ones on the two whispered calls, each
+	// marker once per second per call (the supervisor's twice).
+	paths := res.Latency.All()
+	if len(paths) != 5 {
+		t.Errorf("latency_ms has %d paths, want 5", len(paths))
+	}
+	for name, p := range paths {
+		if p.N == 0 || p.P50Ms <= 0 || p.P50Ms >= 100 || p.P99Ms < p.P50Ms || p.P99Ms > 500 {
+			t.Errorf("%s: p50 %.1f ms, p99 %.1f ms from %d markers (%d missed)", name, p.P50Ms, p.P99Ms, p.N, p.Missed)
+		}
+		if p.Missed > p.N {
+			t.Errorf("%s: %d markers missed, %d measured", name, p.Missed, p.N)
+		}
+	}
+	conv := res.Latency.CustomerToAgent.N + res.Latency.AgentToCustomer.N
+	if res.LatencySamples != conv {
+		t.Errorf("latency_samples %d, want the conversation paths' %d", res.LatencySamples, conv)
+	}
 	if len(phases) != 3 {
 		t.Errorf("phases %v", phases)
 	}

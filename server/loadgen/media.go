@@ -34,7 +34,7 @@ const (
 	lateBuckets = 1000                   // … and spans 500 ms
 	lateAfter   = 5 * time.Millisecond   // a frame later than this after its tick is late
 
-	markerEvery   = 50 // frames between two latency markers of a call (1 s)
+	markerEvery   = 50 // frames in one cycle of a call's latency markers (1 s)
 	markerTimeout = 500 * time.Millisecond
 	latencyStep   = 100 * time.Microsecond
 	latencyBins   = 5000 // 500 ms
@@ -58,6 +58,45 @@ const (
 )
 
 func (r role) String() string { return [...]string{"customer", "agent", "supervisor"}[r] }
+
+// roleHz is the tone each role sends.
+var roleHz = [...]float64{customer: CustomerHz, agent: AgentHz, supervisor: SupervisorHz}
+
+// path is one way audio takes through the server, from the party who sends a latency
+// marker to the one who hears it.
+type path uint8
+
+const (
+	customerToAgent path = iota
+	agentToCustomer
+	customerToSupervisor
+	agentToSupervisor
+	supervisorToAgent
+	nPaths
+)
+
+var pathNames = [nPaths]string{"customer_to_agent", "agent_to_customer", "customer_to_supervisor", "agent_to_supervisor", "supervisor_to_agent"}
+
+func (p path) String() string { return pathNames[p] }
+
+// A path's marker is sent by from and looked for, as from's tone vanishing, in what to
+// hears. The supervisor paths run on monitored calls only.
+var pathFrom = [nPaths]role{customer, agent, customer, agent, supervisor}
+
+var (
+	// sends are the paths a role's marker starts, hears the paths a role's received audio
+	// ends.
+	sends = [3][]path{customer: {customerToAgent, customerToSupervisor}, agent: {agentToCustomer, agentToSupervisor}, supervisor: {supervisorToAgent}}
+	hears = [3][]path{customer: {agentToCustomer}, agent: {customerToAgent, supervisorToAgent}, supervisor: {customerToSupervisor, agentToSupervisor}}
+	// markerAt is where in the markerEvery-frame cycle each role sends its marker frames:
+	// staggered, so that one call's markers are never in flight together and each 0.5 s
+	// ring of received frames (check) holds at most one silent frame of any one tone.
+	markerAt = [3][]int{customer: {0}, agent: {markerEvery / 2}, supervisor: {12, 37}}
+)
+
+func supervisorPath(p path) bool {
+	return p == customerToSupervisor || p == agentToSupervisor || p == supervisorToAgent
+}
 
 // toneCycle is a tone pre-encoded once as the shortest run of 20 ms frames after which its
 // phase repeats (440 Hz: 5 frames; 1000 and 2300 Hz: 1), so sending it costs a copy-free
@@ -87,11 +126,11 @@ type call struct {
 	agentExt  string
 	monitored bool
 
-	marker   atomic.Int64 // unix ns when the customer's pending marker frame left; 0: none
-	whisper  atomic.Bool  // the supervisor is in: the agent must hear its tone
-	leaked   atomic.Bool  // the supervisor's tone reached the customer
-	missing  atomic.Bool  // a leg did not hear a tone it should
-	up       atomic.Bool  // customer and agent legs are established
+	marker   [nPaths]atomic.Int64 // per path: unix ns when its pending marker frame left; 0: none
+	whisper  atomic.Bool          // the supervisor is in: the agent must hear its tone
+	leaked   atomic.Bool          // the supervisor's tone reached the customer
+	missing  atomic.Bool          // a leg did not hear a tone it should
+	up       atomic.Bool          // customer and agent legs are established
 	answered chan struct{}
 }
 
@@ -110,7 +149,6 @@ type leg struct {
 	seq     uint16
 	ts      uint32
 	ssrc    uint32
-	sent    int
 	toneIdx int
 	started bool
 
@@ -180,8 +218,9 @@ func bucket(d, step time.Duration, n int) int {
 type groupStats struct {
 	ticks, sent, sendDrops, sendErrors uint64
 	received, lost, late, stray        uint64
-	noStamp, markersMissed             uint64
-	latency                            [latencyBins]uint32
+	noStamp                            uint64
+	markersMissed                      [nPaths]uint64
+	latency                            [nPaths][latencyBins]uint32
 	lag                                [lagBins]uint32
 	jitter                             [lateBuckets]uint32
 }
@@ -204,6 +243,7 @@ type group struct {
 	pcm       [ringFrames * media.FrameSamples]int16
 	measuring bool
 	tick      int
+	frameNo   int // the tick's 20 ms frame on the grid every group shares (from epoch)
 	checkNext int
 	st        groupStats
 }
@@ -254,6 +294,7 @@ func (g *group) run(ctx context.Context) {
 		case <-timer.C:
 		}
 		now := time.Now()
+		g.frameNo = int(next.Sub(g.epoch) / media.FrameDuration)
 		g.tickOnce(now.Sub(next))
 		next = next.Add(media.FrameDuration)
 		if behind := time.Since(next); behind > 10*media.FrameDuration {
@@ -359,30 +400,79 @@ func (g *group) handle(l *leg, pkt []byte, at int64) {
 	k := int64(int32(h.Timestamp-l.ts0)) / media.FrameSamples
 	off := time.Duration(at - l.t0 - k*int64(media.FrameDuration))
 	l.late[bucket(off+lateOrigin, lateStep, lateBuckets)]++
-	if l.role == agent {
-		if m := l.call.marker.Load(); m != 0 && at > m {
-			g.detectMarker(l, payload, at, m)
+	g.detectMarkers(l, payload, at)
+}
+
+// detectMarkers looks for the markers pending on the paths that end at l: a marker is one
+// frame of silence in place of its sender's tone, found as the first frame arriving after
+// it left in which that tone is gone (other parties' tones may stay: the supervisor hears
+// customer and agent mixed).
+func (g *group) detectMarkers(l *leg, payload []byte, at int64) {
+	decoded := false
+	for _, p := range hears[l.role] {
+		sentAt := l.call.marker[p].Load()
+		if sentAt == 0 || at <= sentAt {
+			continue
+		}
+		d := time.Duration(at - sentAt)
+		if d > markerTimeout {
+			if l.call.marker[p].CompareAndSwap(sentAt, 0) {
+				g.st.markersMissed[p]++
+			}
+			continue
+		}
+		if len(payload) != media.FrameSamples {
+			continue
+		}
+		if !decoded {
+			codec.Decode(g.frame[:], payload)
+			decoded = true
+		}
+		if media.ToneLevelDB(g.frame[:], roleHz[pathFrom[p]]) < heardDB && l.call.marker[p].CompareAndSwap(sentAt, 0) {
+			g.st.latency[p][bucket(d, latencyStep, latencyBins)]++
 		}
 	}
 }
 
-// detectMarker looks for the customer's marker (one frame of silence) in what the agent
-// hears: the first frame after the marker left whose customer tone is gone.
-func (g *group) detectMarker(l *leg, payload []byte, at, sentAt int64) {
-	d := time.Duration(at - sentAt)
-	if d > markerTimeout {
-		if l.call.marker.CompareAndSwap(sentAt, 0) {
-			g.st.markersMissed++
+// marker says whether l sends a marker frame, leaving at sentAt, on this tick, and if so
+// arms the paths it starts. It does when its role's place in the call's cycle (spread over
+// calls by call.idx*7) has come and every path it starts is free; a marker still pending
+// after markerTimeout was missed.
+func (g *group) marker(l *leg, sentAt int64) bool {
+	c := l.call
+	slot := (g.frameNo + c.idx*7) % markerEvery
+	due := false
+	for _, at := range markerAt[l.role] {
+		due = due || slot == at
+	}
+	if !due {
+		return false
+	}
+	monitored := c.whisper.Load()
+	if l.role == supervisor && !monitored {
+		return false
+	}
+	for _, p := range sends[l.role] {
+		if supervisorPath(p) && !monitored {
+			continue
 		}
-		return
+		m := c.marker[p].Load()
+		if m == 0 {
+			continue
+		}
+		if time.Duration(sentAt-m) <= markerTimeout {
+			return false // the last one is still on its way
+		}
+		if c.marker[p].CompareAndSwap(m, 0) {
+			g.st.markersMissed[p]++ // its hearer received nothing since
+		}
 	}
-	if len(payload) != media.FrameSamples {
-		return
+	for _, p := range sends[l.role] {
+		if !supervisorPath(p) || monitored {
+			c.marker[p].Store(sentAt)
+		}
 	}
-	codec.Decode(g.frame[:], payload)
-	if media.ToneLevelDB(g.frame[:], CustomerHz) < heardDB && l.call.marker.CompareAndSwap(sentAt, 0) {
-		g.st.latency[bucket(d, latencyStep, latencyBins)]++
-	}
+	return true
 }
 
 func (g *group) sendAll() {
@@ -394,9 +484,8 @@ func (g *group) sendAll() {
 		}
 		payload := l.tone[l.toneIdx]
 		l.toneIdx = (l.toneIdx + 1) % len(l.tone)
-		if l.role == customer && g.measuring && (l.sent+l.call.idx*7)%markerEvery == 0 && l.call.marker.Load() == 0 {
+		if g.measuring && g.marker(l, sentAt) {
 			payload = g.silence
-			l.call.marker.Store(sentAt)
 		}
 		l.hdr[0] = 2 << 6
 		l.hdr[1] = uint8(codec)
@@ -411,7 +500,6 @@ func (g *group) sendAll() {
 		pkts = append(pkts, &l.out)
 		l.seq++
 		l.ts += media.FrameSamples
-		l.sent++
 	}
 	g.pkts = pkts
 	if len(pkts) == 0 {
