@@ -19,6 +19,7 @@
 #
 #   scripts/perf-softphone.sh                 # PERF_WINDOW=30 PERF_REPEAT=3 PERF_SETTLE=10
 #   PERF_TAGS= scripts/perf-softphone.sh      # build tags for bin/ringside (default no_emoji, as make build)
+#   PERF_OVERLAY=0 scripts/perf-softphone.sh  # stock Fyne loop (default: third_party/fyne-glfw-loop, as make build)
 #   RINGSIDE_PPROF=127.0.0.1:6061 scripts/perf-softphone.sh   # and profile it meanwhile:
 #   go tool pprof -seconds 30 http://127.0.0.1:6061/debug/pprof/profile
 #
@@ -36,7 +37,9 @@ if [ -z "${PERF_INNER:-}" ]; then
 		command -v "$tool" >/dev/null || { echo "perf-softphone: needs $tool" >&2; exit 1; }
 	done
 	echo "building bin/ringside and bin/perf-democenter" >&2
-	go build ${PERF_TAGS:+-tags "$PERF_TAGS"} -o bin/ringside ./cmd/ringside
+	overlay=
+	if [ "${PERF_OVERLAY:-1}" = 1 ]; then overlay=-overlay=$(go run scripts/fyne-overlay.go); fi
+	go build $overlay ${PERF_TAGS:+-tags "$PERF_TAGS"} -o bin/ringside ./cmd/ringside
 	go build -o bin/perf-democenter scripts/perf-democenter.go
 	export PERF_INNER=1 LANG=en_US.UTF-8
 	exec xvfb-run -a -s "-screen 0 1024x700x24" "$0" "$@"
