@@ -64,7 +64,11 @@ func run(out string) error {
 	}
 
 	patch := filepath.Join(root, patchDir)
-	virtual := filepath.Join(root, filepath.Dir(out), "fyne-overlay", "fyne")
+	dir := filepath.Dir(out)
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(root, dir)
+	}
+	virtual := filepath.Join(dir, "fyne-overlay", "fyne")
 	replace := map[string]string{}
 	err = filepath.WalkDir(upstream, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -99,7 +103,7 @@ func run(out string) error {
 	if err != nil {
 		return err
 	}
-	modfile := filepath.Join(root, filepath.Dir(out), "fyne-overlay", "go.mod")
+	modfile := filepath.Join(dir, "fyne-overlay", "go.mod")
 	gomod = fmt.Appendf(gomod, "\n// fyne-overlay: Fyne %s with %s\nreplace %s => %s\n", version, patchDir, fyneMod, virtual)
 	if err := os.WriteFile(modfile, gomod, 0o644); err != nil {
 		return err
