@@ -21,8 +21,12 @@ const (
 	// delay back towards Depth.
 	drainTicks = 50
 	// shrinkTicks is how long (10 s) an adaptive buffer must play without an
-	// underrun before its target depth steps back down by one frame.
+	// underrun, by default, before its target depth steps back down by one frame.
 	shrinkTicks = 500
+	// lateTicks: an adaptive buffer grows for a late frame only when another was
+	// late within this many Pops (1 s). A lone late frame is played as a gap: one
+	// outlier should not cost every frame after it a period of delay for 10 s.
+	lateTicks = 50
 )
 
 // JitterConfig sizes a JitterBuffer. Zero fields take the defaults.
@@ -30,14 +34,18 @@ type JitterConfig struct {
 	Depth    int // frames to hold before playout starts (default 2 = 40 ms)
 	Capacity int // slots (default 16); payloads up to 320 bytes each preallocated
 	// MaxDepth, when above Depth, makes the buffer adaptive: a Pop that finds
-	// the next frame not yet arrived holds the playout point (the frame is
-	// late, not lost, as long as nothing after it arrived) and the target
-	// depth grows by one frame, up to MaxDepth; after 10 s without such an
-	// underrun it steps back down towards Depth. A link with little jitter
+	// the next frame not yet arrived, for the second time within a second,
+	// holds the playout point (the frame is late, not lost, as long as nothing
+	// after it arrived) and the target depth grows by one frame, up to
+	// MaxDepth; after 10 s without such an underrun it steps back down towards
+	// Depth. A link with little jitter
 	// (a softphone on the LAN of its server) then plays with one frame of
 	// delay instead of paying for the worst case all call long. 0 (or at most
 	// Depth): fixed depth, the frame is played as a gap.
 	MaxDepth int
+	// Shrink is how many Pops (default 500: 10 s) an adaptive buffer must play
+	// without an underrun before its depth steps back down.
+	Shrink int
 	// MaxPayload is the largest payload a slot holds (default MaxFramePayload, 40 ms of
 	// G.711); Opus packets can be up to 1275 bytes.
 	MaxPayload int
@@ -63,6 +71,8 @@ type JitterBuffer struct {
 	slots    int
 	slotSize int // MaxPayload
 	clean    int // Pops since the last underrun (adaptive)
+	shrink   int // Shrink
+	onTime   int // Pops since a frame was last late (adaptive)
 
 	data []byte  // slots × slotSize
 	size []int16 // payload length per slot; -1 when empty
@@ -95,12 +105,16 @@ func NewJitterBuffer(cfg JitterConfig) *JitterBuffer {
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = MaxFramePayload
 	}
+	if cfg.Shrink <= 0 {
+		cfg.Shrink = shrinkTicks
+	}
 	cfg.MaxDepth = max(cfg.MaxDepth, cfg.Depth)
 	cfg.Capacity = max(cfg.Capacity, cfg.MaxDepth+1)
 	j := &JitterBuffer{
 		depth:    cfg.Depth,
 		minDepth: cfg.Depth,
 		maxDepth: cfg.MaxDepth,
+		shrink:   cfg.Shrink,
 		slots:    cfg.Capacity,
 		slotSize: cfg.MaxPayload,
 		data:     make([]byte, cfg.Capacity*cfg.MaxPayload),
@@ -185,19 +199,21 @@ func (j *JitterBuffer) Pop(dst []byte) (n int, ok bool) {
 		j.stats.Missing++
 		if j.empty++; j.empty >= underrunTicks {
 			j.clear() // re-prefill: the next Push sets the playout point
-		} else if j.maxDepth > j.minDepth {
-			// Adaptive: the frame is late, so wait for it (the gap played now
-			// is the delay added) and keep one more frame from now on.
+		} else if j.maxDepth > j.minDepth && j.onTime < lateTicks {
+			// Adaptive, and late again: wait for it (the gap played now is the
+			// delay added) and keep one more frame from now on.
 			j.depth = min(j.depth+1, j.maxDepth)
-			j.clean = 0
+			j.clean, j.onTime = 0, 0
 		} else {
 			j.advance(1)
+			j.onTime = 0
 		}
 		return 0, false
 	}
 	j.empty = 0
+	j.onTime++
 	if j.maxDepth > j.minDepth && j.depth > j.minDepth {
-		if j.clean++; j.clean >= shrinkTicks {
+		if j.clean++; j.clean >= j.shrink {
 			j.depth--
 			j.clean = 0
 		}
@@ -300,5 +316,6 @@ func (j *JitterBuffer) clear() {
 	}
 	j.held, j.span, j.empty = 0, 0, 0
 	j.ticks, j.lowest = 0, j.slots
+	j.onTime = lateTicks
 	j.started, j.playing, j.probing = false, false, false
 }

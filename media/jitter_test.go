@@ -276,10 +276,16 @@ func TestJitterAdaptiveGrowsOnLateFrameAndShrinks(t *testing.T) {
 	j := NewJitterBuffer(JitterConfig{Depth: 1, MaxDepth: 3})
 	push(t, j, true, 1)
 	equal(t, "first frame plays at once", pops(t, j, 1), 1)
+	// A lone late frame is played as a gap and dropped when it comes: no delay added.
 	equal(t, "frame 2 is late", pops(t, j, 1), -1)
-	push(t, j, true, 2, 3) // 2 arrives late, 3 on time
-	equal(t, "late frame played, not dropped", pops(t, j, 1), 2)
-	next := uint16(4)
+	push(t, j, false, 2)
+	push(t, j, true, 3)
+	equal(t, "frame 3 on time", pops(t, j, 1), 3)
+	// Late again within a second: now the buffer waits for it and grows.
+	equal(t, "frame 4 is late", pops(t, j, 1), -1)
+	push(t, j, true, 4, 5) // 4 arrives late, 5 on time
+	equal(t, "late frame played, not dropped", pops(t, j, 1), 4)
+	next := uint16(6)
 	buf := make([]byte, MaxFramePayload)
 	delay := func() int {
 		// Push the next frame, then Pop: the frames still held after the Pop are the delay.
@@ -299,8 +305,8 @@ func TestJitterAdaptiveGrowsOnLateFrameAndShrinks(t *testing.T) {
 	if d := delay(); d != 0 {
 		t.Errorf("after %d steady frames: %d frames held, want 0 (back to Depth 1)", shrinkTicks+2*drainTicks, d)
 	}
-	if st := j.Stats(); st.Missing != 1 || st.Dropped != 1 {
-		t.Errorf("stats %+v: want one gap and one frame drained", st)
+	if st := j.Stats(); st.Missing != 2 || st.Dropped != 2 {
+		t.Errorf("stats %+v: want two gaps, the lone late frame and one drained frame dropped", st)
 	}
 }
 

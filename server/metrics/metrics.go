@@ -20,7 +20,8 @@ import (
 	"ringside/server/sip"
 )
 
-// LateTick is how late a tick may start before it counts in ringside_late_ticks_total.
+// LateTick is how late a poll of the room clock may start before it counts in
+// ringside_late_ticks_total: frames due at it go out that much late.
 const LateTick = 5 * time.Millisecond
 
 // Metrics holds ringside-media's collectors and their registry.
@@ -40,17 +41,17 @@ func New(stats func() sip.MediaStats) *Metrics {
 		Registry: prometheus.NewRegistry(),
 		tickLag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ringside_tick_lag_seconds",
-			Help:    "How late each 20 ms mixing tick started.",
+			Help:    "How late each poll of the room clock (a few a frame) started.",
 			Buckets: []float64{0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1},
 		}),
 		tickTook: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ringside_tick_duration_seconds",
-			Help:    "How long each 20 ms tick took to mix and send every room of its shard.",
+			Help:    "How long each poll of the room clock took to take, mix and send the frames due in its shard's rooms.",
 			Buckets: []float64{0.00005, 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02},
 		}),
 		lateTicks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ringside_late_ticks_total",
-			Help: "Mixing ticks that started more than 5 ms late.",
+			Help: "Polls of the room clock that started more than 5 ms late.",
 		}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringside_auth_failures_total",
@@ -68,7 +69,7 @@ func New(stats func() sip.MediaStats) *Metrics {
 	return m
 }
 
-// ObserveTick takes the clock's report of one tick (room.Clock.OnTick).
+// ObserveTick takes the clock's report of one poll (room.Clock.OnTick).
 func (m *Metrics) ObserveTick(lag, took time.Duration) {
 	lag = max(lag, 0)
 	m.tickLag.Observe(lag.Seconds())

@@ -8,17 +8,28 @@ import (
 	"ringside/media"
 )
 
-// Clock drives the 20 ms tick of many rooms from one goroutine per shard, rather than a
-// goroutine or timer per room or leg: at hundreds of calls the wakeups would cost more
-// than the mixing.
+// Clock drives many rooms from one goroutine per shard, rather than a goroutine or timer
+// per room or leg: at hundreds of calls the wakeups would cost more than the mixing. Each
+// shard polls its rooms every Poll: drains what arrived on shared sockets, then lets every
+// room take and send what is due (Room.Service), so a frame waits at most one poll past
+// the point its leg's grid set for it.
 type Clock struct {
+	// Poll is how often a shard services its rooms (default DefaultPoll, at most one
+	// frame): a frame waits up to a poll past its due time. A poll costs a wakeup, a pass
+	// over the shard's rooms and a drain of its shared sockets. Set before Run.
+	Poll time.Duration
+
 	shards []*shard
 	next   int
 	mu     sync.Mutex
-	// OnTick, when set, is told after every tick how late it started and how long it took;
+	// OnTick, when set, is told after every poll how late it started and how long it took;
 	// metrics hook it. Called from the shard goroutines.
 	OnTick func(lag, took time.Duration)
 }
+
+// DefaultPoll is a sixteenth of a frame: a frame waits 1.25 ms at most for its room's
+// poll. Polls with nothing due are slept through, so an idle server does not wake.
+const DefaultPoll = media.FrameDuration / 16
 
 type shard struct {
 	mu    sync.Mutex
@@ -27,9 +38,9 @@ type shard struct {
 }
 
 // ShardIO is I/O shared by the rooms of one shard: legs multiplexed on a few sockets. The
-// clock calls Receive before the shard's rooms tick (every leg's packets reach its jitter
-// buffer) and Flush after (everything the rooms wrote goes out together), so a tick costs a
-// few system calls however many legs it carries.
+// clock calls Receive before the shard's rooms are serviced (every leg's packets reach its
+// jitter buffer) and Flush after (everything the rooms wrote goes out together), so a poll
+// costs a few system calls however many legs it carries.
 type ShardIO interface {
 	Receive()
 	Flush()
@@ -91,24 +102,30 @@ func (c *Clock) Remove(r *Room) {
 	}
 }
 
-// Run ticks until ctx ends. Each shard keeps its own deadline so a slow tick is caught up
-// (never skipped): a skipped tick would be a gap in every stream.
+// Run polls until ctx ends. A slow poll is caught up by the rooms' own due times (Service):
+// a skipped frame would be a gap in the stream, so none is, short of the clock falling
+// maxCatchUp frames behind.
 func (c *Clock) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	start := time.Now()
+	poll := c.Poll
+	if poll <= 0 {
+		poll = DefaultPoll
+	}
+	poll = min(poll, media.FrameDuration)
 	for i, s := range c.shards {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// Shards tick at evenly spread phases, so their bursts of I/O take turns on
+			// Shards poll at evenly spread phases, so their bursts of I/O take turns on
 			// the cores instead of all landing at once.
-			c.runShard(ctx, s, start.Add(media.FrameDuration+time.Duration(i)*media.FrameDuration/time.Duration(len(c.shards))))
+			c.runShard(ctx, s, poll, start.Add(poll+time.Duration(i)*poll/time.Duration(len(c.shards))))
 		}()
 	}
 	wg.Wait()
 }
 
-func (c *Clock) runShard(ctx context.Context, s *shard, next time.Time) {
+func (c *Clock) runShard(ctx context.Context, s *shard, poll time.Duration, next time.Time) {
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
 	var rooms []*Room
@@ -121,7 +138,7 @@ func (c *Clock) runShard(ctx context.Context, s *shard, next time.Time) {
 		}
 		start := time.Now()
 		lag := start.Sub(next)
-		// Copy under the lock so Add and Remove never wait for a whole tick's I/O.
+		// Copy under the lock so Add and Remove never wait for a whole poll's I/O.
 		s.mu.Lock()
 		rooms = append(rooms[:0], s.rooms...)
 		io = append(io[:0], s.io...)
@@ -129,8 +146,11 @@ func (c *Clock) runShard(ctx context.Context, s *shard, next time.Time) {
 		for _, x := range io {
 			x.Receive()
 		}
+		now := time.Since(epoch)
+		wake := now + media.FrameDuration
 		for _, r := range rooms {
-			r.Tick()
+			r.Service(now)
+			wake = min(wake, r.wake)
 		}
 		for _, x := range io {
 			x.Flush()
@@ -138,10 +158,15 @@ func (c *Clock) runShard(ctx context.Context, s *shard, next time.Time) {
 		if c.OnTick != nil {
 			c.OnTick(lag, time.Since(start))
 		}
-		next = next.Add(media.FrameDuration)
-		if behind := time.Since(next); behind > 10*media.FrameDuration {
-			// Hopelessly behind (machine suspended): start afresh rather than burst.
-			next = time.Now().Add(media.FrameDuration)
+		next = next.Add(poll)
+		if until := epoch.Add(wake); until.After(next) {
+			// Nothing due before until: sleep to the first poll at or after it. A leg
+			// joining meanwhile waits for it, a frame at most.
+			next = next.Add((until.Sub(next) + poll - 1).Truncate(poll))
+		}
+		if behind := time.Since(next); behind > media.FrameDuration {
+			// Far behind (machine suspended): poll afresh; the rooms catch up.
+			next = time.Now().Add(poll)
 		}
 		timer.Reset(time.Until(next))
 	}

@@ -1,5 +1,5 @@
 // Package room is the heart of Ringside: one Room per call holds the customer leg, the
-// agent leg and any number of supervisor legs, and every 20 ms mixes for each listener
+// agent leg and any number of supervisor legs, and every 20 ms sends each listener
 // exactly the sources the hearing matrix lets it hear. It knows nothing of SIP or sockets:
 // legs take encoded frames in (Push) and give them out through a FrameWriter.
 package room
@@ -63,17 +63,17 @@ type LevelWriter interface {
 	WriteFrameLevels(payload []byte, csrc []uint32, levels []uint8) error
 }
 
-// Receiver is a leg's inbound side when nothing else reads it: the room drains it at the
-// start of every tick, on the clock's goroutine, before taking the leg's frame from its
-// jitter buffer, so no goroutine waits per leg. Receive must not block. A FrameWriter that
+// Receiver is a leg's inbound side when nothing else reads it: the room drains it on the
+// clock's goroutine right before taking the leg's frame from its jitter buffer, so no
+// goroutine waits per leg. Receive must not block. A FrameWriter that
 // is also a Receiver (the leg's RTP endpoint) is drained this way.
 type Receiver interface {
 	Receive()
 }
 
-// SharedReceiver is a Receiver on a socket it shares with other legs, drained once a tick
-// for all of them by the clock shard's ShardIO: the room's tick skips it (Receive would
-// drain the whole socket again), and only SetMode calls it.
+// SharedReceiver is a Receiver on a socket it shares with other legs, drained every poll
+// for all of them by the clock shard's ShardIO: the room skips it (Receive would drain the
+// whole socket again), and only SetMode calls it.
 type SharedReceiver interface {
 	Receiver
 	SharedSocket() bool
@@ -91,27 +91,36 @@ type Leg struct {
 	out       FrameWriter
 	levelOut  LevelWriter // out, when it carries levels
 	in        Receiver    // out, when it is one (SetMode drains it)
-	tickIn    Receiver    // in, when the room's tick drains it (not a shared socket)
+	tickIn    Receiver    // in, when the room drains it (not a shared socket)
 	csrc      uint32      // names this leg as a contributing source
 	jitter    *media.JitterBuffer
 	mode      atomic.Value // Mode, supervisors only
 	receiving atomic.Bool  // false while the peer put us on hold (sendonly/inactive): send nothing
 	lastHeard atomic.Int64 // unix nanos of the last frame pushed
 
-	// Per-tick scratch, touched only by the room's clock.
-	raw    [media.FrameSamples * 2]byte
-	rawLen int
-	has    bool
-	talks  bool
-	now    Mode // the leg's mode for this tick, read once
-	level  uint8
-	pcm    [media.FrameSamples]int16
-	enc    [media.FrameSamples]byte
+	// The leg's frame of this period and the pace it is taken at, touched only by the
+	// room's clock.
+	raw     [media.FrameSamples * 2]byte
+	rawLen  int
+	has     bool // a whole frame was taken
+	said    Mode // a supervisor's mode when its frame was taken
+	decoded bool // pcm holds raw decoded
+	leveled bool // level is raw's
+	level   uint8
+	pcm     [media.FrameSamples]int16
+	enc     [media.FrameSamples]byte
+	took    bool          // the frame was taken in this step of Service
+	paced   bool          // due is set
+	due     time.Duration // when the next frame is taken, on the clock's timeline
+
+	arrivals arrivals // when the leg's frames come
 }
 
-// legJitter starts every inbound leg at one frame of buffering (20 ms added latency) and
-// lets it grow, one frame at a time up to 80 ms, only on a link that proves jittery.
-var legJitter = media.JitterConfig{Depth: 1, MaxDepth: 4, Capacity: 16}
+// legJitter plays every inbound leg's frame as soon as it is taken (takeMargin after it
+// came) and grows, one frame at a time up to 80 ms, only on a link that proves jittery;
+// it steps back down after 2 s of frames on time, so a burst of lateness (a busy moment
+// of the machine or the network) does not cost the call its short delay for long.
+var legJitter = media.JitterConfig{Depth: 1, MaxDepth: 4, Capacity: 16, Shrink: 100}
 
 // NewLeg makes a leg; mode matters for supervisors only.
 func NewLeg(id string, role Role, codec media.Codec, out FrameWriter, mode Mode) *Leg {
@@ -131,10 +140,16 @@ func NewLeg(id string, role Role, codec media.Codec, out FrameWriter, mode Mode)
 	return l
 }
 
-// Push hands the leg one inbound audio frame (from its socket's drain).
-func (l *Leg) Push(seq uint16, ts uint32, payload []byte) {
+// Push hands the leg one inbound audio frame that arrived just now.
+func (l *Leg) Push(seq uint16, ts uint32, payload []byte) { l.PushAt(seq, ts, payload, time.Now()) }
+
+// PushAt hands the leg one inbound audio frame (from its socket's drain) that arrived at
+// at: the leg's frames are taken a margin after they come.
+func (l *Leg) PushAt(seq uint16, ts uint32, payload []byte, at time.Time) {
 	l.lastHeard.Store(time.Now().UnixNano())
-	l.jitter.Push(seq, ts, payload)
+	if l.jitter.Push(seq, ts, payload) {
+		l.arrivals.add(seq, at.Sub(epoch))
+	}
 }
 
 // Heard marks the leg alive without audio (RTCP, telephone-event, comfort noise).
@@ -146,11 +161,11 @@ func (l *Leg) LastHeard() time.Time { return time.Unix(0, l.lastHeard.Load()) }
 // Mode of a supervisor leg.
 func (l *Leg) Mode() Mode { return l.mode.Load().(Mode) }
 
-// SetMode switches a supervisor leg; it takes effect at the next tick. When the leg
+// SetMode switches a supervisor leg; it takes effect with the next frame. When the leg
 // becomes audible to more people, audio it spoke under the old mode and still waiting in
 // its jitter buffer is dropped: what was said in listen (or whisper) must never be played
 // out to the agent (or the customer) after the switch. That includes audio that has
-// arrived but still waits in the leg's socket for the next tick's drain: it is drained
+// arrived but still waits in the leg's socket for the room's next drain: it is drained
 // here, then dropped with the rest.
 func (l *Leg) SetMode(m Mode) {
 	old := l.mode.Swap(m).(Mode)
@@ -169,14 +184,18 @@ func (l *Leg) SetReceiving(on bool) { l.receiving.Store(on) }
 func (l *Leg) JitterStats() media.JitterStats { return l.jitter.Stats() }
 
 // Room is one call's mixing point. Legs are held in an immutable slice swapped on join and
-// leave, so the tick reads them without a lock.
+// leave, so the clock reads them without a lock.
 type Room struct {
 	ID string
 
 	mu   sync.Mutex // serialises Join/Leave
 	legs atomic.Pointer[[]*Leg]
 
-	// Scratch of the tick.
+	// Clock only: when Service next has work, for how many legs.
+	wake  time.Duration
+	paced int
+
+	// Scratch of the clock.
 	sum    [media.FrameSamples]int32
 	csrc   [2]uint32 // customer, agent
 	levels [2]uint8
@@ -224,48 +243,308 @@ func (r *Room) Leave(l *Leg) {
 // Legs returns the current legs (do not modify the slice).
 func (r *Room) Legs() []*Leg { return *r.legs.Load() }
 
-// Tick runs one 20 ms period: take one frame from every leg's jitter buffer, then write to
-// every leg what it hears. It must be called by one goroutine at a time (the clock).
+// Pacing. A room used to take every leg's frame at one shared 20 ms tick, so a frame
+// waited for the tick half a period on average and a whole one at worst. Now each party's
+// frame is taken on the party's own 20 ms grid, placed a margin after its frames arrive
+// (by the kernel's stamp), and a listener's frame goes out the moment the frame of the
+// party it mainly hears is taken: the customer's for the agent and for supervisors, the
+// agent's for the customer. Output stays on a steady 20 ms grid, so the receiving phone's
+// jitter buffer sees no jitter of the sender's; the other sources of a mix (the whisper,
+// the agent for a supervisor) wait up to a period.
+const (
+	// takeMargin is how long after its frames come at the earliest a leg's frame is
+	// taken: jitter up to it costs nothing; a frame later still is a late one, which the
+	// jitter buffer conceals and, if it recurs, grows for.
+	takeMargin = 8 * time.Millisecond
+	// maxCatchUp bounds the frames a leg takes at once when the clock fell behind; beyond
+	// it the rest are skipped (the machine was suspended).
+	maxCatchUp = 10
+)
+
+// epoch starts the rooms' timeline: Service's now and arrival times count from it.
+var epoch = time.Now()
+
+// Service takes every party's frame that is due, with the supervisors' frames alongside
+// the customer's, and sends each listener its frame as soon as the frame of the party it
+// mainly hears is taken. The clock calls it every poll, from one goroutine at a time,
+// with the time since epoch.
+func (r *Room) Service(now time.Duration) {
+	legs := *r.legs.Load()
+	if now < r.wake && len(legs) == r.paced {
+		return // nothing due yet, no leg new
+	}
+	customer, agent := parties(legs)
+	lead := customer
+	if lead == nil {
+		lead = agent
+	}
+	// Frames are taken one at a time, earliest due first, each followed by what its
+	// listeners are owed: after a late poll the room catches up in the order it would have
+	// gone, so a listener hearing two parties gets each one's frames once and in turn.
+	for range maxCatchUp * len(legs) {
+		var l *Leg
+		for _, o := range legs {
+			o.took = false
+			if o.Role == Supervisor && lead != nil {
+				continue // taken with the lead party
+			}
+			if !o.paced {
+				o.paced, o.due = true, now
+			}
+			if o.due <= now && (l == nil || o.due < l.due) {
+				l = o
+			}
+		}
+		if l == nil {
+			break
+		}
+		l.receive()
+		l.take()
+		l.took = true
+		l.due = l.next()
+		if l == lead {
+			for _, s := range legs {
+				if s.Role == Supervisor {
+					s.receive()
+					s.take()
+					s.took = true
+				}
+			}
+		}
+		for _, x := range legs {
+			if primary(x, customer, agent).took {
+				r.emit(x, legs, customer, agent)
+			}
+		}
+	}
+	r.wake, r.paced = now+media.FrameDuration, len(legs)
+	for _, l := range legs {
+		if l.Role != Supervisor || lead == nil {
+			for l.due <= now { // still behind after catching up: skip on (a suspended machine)
+				l.due += media.FrameDuration
+			}
+			r.wake = min(r.wake, l.due)
+		}
+	}
+}
+
+// receive drains the leg's own socket, if the room is what reads it.
+func (l *Leg) receive() {
+	if l.tickIn != nil {
+		l.tickIn.Receive()
+	}
+}
+
+// next is when the leg's next frame is due: one period on, moved onto the leg's grid
+// (takeMargin after its frames come) once it has one.
+func (l *Leg) next() time.Duration {
+	d := l.due + media.FrameDuration
+	e, ok := l.arrivals.earliest()
+	if !ok {
+		return d
+	}
+	// The grid point at most 15 ms before one period on, or else up to 5 ms after it.
+	// Earlier is the rule: by the next grid point the frame for it has come, so taking
+	// it then keeps the jitter buffer from holding a frame more (a grid found or moved
+	// by half a period). A grid that moved a little later (a sender's clock drifting)
+	// is followed by waiting those milliseconds once.
+	off := (d - e - takeMargin) % media.FrameDuration
+	if off < 0 {
+		off += media.FrameDuration
+	}
+	if off <= 15*time.Millisecond {
+		return d - off
+	}
+	return d + media.FrameDuration - off
+}
+
+// arrivals learns when a leg's frames come: the earliest arrival of a frame, less a period
+// per frame since the stream's first, over the last 10 to 20 s (so a sender's clock drift
+// is followed, and an early outlier forgotten).
+type arrivals struct {
+	mu        sync.Mutex // Push runs on the clock, but also where SetMode drains
+	started   bool
+	last      uint16        // highest sequence number seen
+	n         int64         // frames from the stream's first to last
+	cur, prev time.Duration // earliest offset in this window and the one before
+	ends      time.Duration // of this window
+	grid      time.Duration // the earliest offset in use
+	settled   time.Duration // from then on the grid moves only for a real change
+}
+
+const (
+	arrivalWindow = 10 * time.Second
+	// Once a stream has settled (arrivalSettle), its grid moves only when its frames
+	// come gridTolerance earlier or later than before (a sender's clock drifting): every
+	// move shifts what the leg's listeners are sent.
+	arrivalSettle = 2 * time.Second
+	gridTolerance = 2 * time.Millisecond
+	// arrivalResync: frames this much later than the earliest mean the stream paused
+	// (hold) or restarted with its numbers running on: learn it afresh.
+	arrivalResync = 200 * time.Millisecond
+	maxSeqJump    = 100
+)
+
+func (a *arrivals) add(seq uint16, at time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d := int64(int16(seq - a.last))
+	if !a.started || d > maxSeqJump || d < -maxSeqJump {
+		a.restart(seq, at)
+		return
+	}
+	n := a.n + d
+	if d > 0 {
+		a.last, a.n = seq, n
+	}
+	o := at - time.Duration(n)*media.FrameDuration
+	if o-min(a.cur, a.prev) > arrivalResync {
+		a.restart(seq, at)
+		return
+	}
+	if at >= a.ends {
+		a.prev, a.cur, a.ends = a.cur, o, at+arrivalWindow
+	} else {
+		a.cur = min(a.cur, o)
+	}
+	if e := min(a.cur, a.prev); at < a.settled || e < a.grid-gridTolerance || e > a.grid+gridTolerance {
+		a.grid = e
+	}
+}
+
+func (a *arrivals) restart(seq uint16, at time.Duration) {
+	a.started, a.last, a.n = true, seq, 0
+	a.cur, a.prev, a.ends = at, at, at+arrivalWindow
+	a.grid, a.settled = at, at+arrivalSettle
+}
+
+// earliest is when, give or take whole periods, the leg's frames come at the earliest.
+func (a *arrivals) earliest() (time.Duration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.grid, a.started
+}
+
+// take takes the leg's frame of this period from its jitter buffer.
+func (l *Leg) take() {
+	l.rawLen, l.has = l.jitter.Pop(l.raw[:])
+	l.has = l.has && l.rawLen == media.FrameSamples
+	l.said = ""
+	if l.Role == Supervisor {
+		l.said = l.Mode()
+	}
+	l.decoded, l.leveled = false, false
+}
+
+// Tick runs one 20 ms period at once: take one frame from every leg's jitter buffer, then
+// write to every leg what it hears. For tests and tools that drive a room by hand; the
+// clock calls Service. One goroutine at a time.
 func (r *Room) Tick() {
 	legs := *r.legs.Load()
-	var customer, agent *Leg
-	supervisors := 0
+	customer, agent := parties(legs)
 	for _, l := range legs {
-		if l.tickIn != nil {
-			l.tickIn.Receive()
-		}
-		l.rawLen, l.has = l.jitter.Pop(l.raw[:])
+		l.receive()
+		l.take()
+	}
+	for _, x := range legs {
+		r.emit(x, legs, customer, agent)
+	}
+}
+
+func parties(legs []*Leg) (customer, agent *Leg) {
+	for _, l := range legs {
 		switch l.Role {
 		case Customer:
 			customer = l
 		case Agent:
 			agent = l
-		default:
-			supervisors++
 		}
 	}
-	if supervisors == 0 && customer != nil && agent != nil && customer.Codec == agent.Codec {
-		r.relay(customer, agent)
-		return
-	}
-	r.mix(legs)
+	return customer, agent
 }
 
-// relay forwards an unmonitored call's frames without decoding.
-func (r *Room) relay(c, a *Leg) {
-	forward(c, a)
-	forward(a, c)
+// primary is the leg whose frame sets when x's frame goes out: the one x mainly hears.
+func primary(x, customer, agent *Leg) *Leg {
+	switch {
+	case x != customer && customer != nil:
+		return customer
+	case x != agent && agent != nil:
+		return agent
+	}
+	return x
 }
 
-func forward(from, to *Leg) {
-	if !to.receiving.Load() {
+// hears reports whether l hears src's frame of this period. A supervisor's frame
+// is heard only if its mode lets it be both when it was spoken and now: audio spoken in
+// listen is never played out after a switch to whisper, nor whisper after a switch back.
+func (l *Leg) hears(src *Leg) bool {
+	if src == l || !src.has {
+		return false
+	}
+	if src.Role != Supervisor {
+		return Hears(l.Role, src.Role, "")
+	}
+	return Hears(l.Role, Supervisor, src.said) && Hears(l.Role, Supervisor, src.Mode())
+}
+
+// emit writes to x what it hears: silence, the one frame it hears as it came (G.711
+// round-trips exactly, so an unmonitored call is relayed undecoded), or the mix, each
+// source decoded once a period however many listeners hear it.
+func (r *Room) emit(x *Leg, legs []*Leg, customer, agent *Leg) {
+	if !x.receiving.Load() {
 		return
 	}
-	if from.has && from.rawLen == media.FrameSamples {
-		to.out.WriteFrame(from.raw[:from.rawLen])
-		return
+	var first *Leg
+	n := 0
+	for _, src := range legs {
+		if x.hears(src) {
+			if n == 0 {
+				first = src
+			}
+			n++
+		}
 	}
-	silence(to)
+	switch {
+	case n == 0:
+		silence(x)
+	case n == 1 && first.Codec == x.Codec:
+		r.write(x, first.raw[:first.rawLen], customer, agent)
+	default:
+		clear(r.sum[:])
+		for _, src := range legs {
+			if x.hears(src) {
+				for i, v := range src.decode() {
+					r.sum[i] += int32(v)
+				}
+			}
+		}
+		var pcm [media.FrameSamples]int16
+		for i, v := range r.sum {
+			pcm[i] = clip16(v)
+		}
+		x.Codec.Encode(x.enc[:], pcm[:])
+		r.write(x, x.enc[:], customer, agent)
+	}
+}
+
+func (l *Leg) decode() []int16 {
+	if !l.decoded {
+		l.Codec.Decode(l.pcm[:], l.raw[:l.rawLen])
+		l.decoded = true
+	}
+	return l.pcm[:]
+}
+
+// audioLevel of the leg's frame of this period (RFC 6465), silent when it has none.
+func (l *Leg) audioLevel() uint8 {
+	if !l.leveled {
+		l.level = media.SilentLevel
+		if l.has {
+			l.level = media.AudioLevel(l.decode())
+		}
+		l.leveled = true
+	}
+	return l.level
 }
 
 func silence(to *Leg) {
@@ -276,75 +555,16 @@ func silence(to *Leg) {
 	to.out.WriteFrame(to.enc[:])
 }
 
-// mix decodes every heard frame once, then sums for each listener the sources it hears and
-// encodes once per listener.
-func (r *Room) mix(legs []*Leg) {
-	// Decode once. A supervisor in listen is never heard: its frame is dropped undecoded.
-	// Levels cost a square root and a logarithm per source: only when a supervisor shows them.
-	wantLevels := false
-	for _, l := range legs {
-		wantLevels = wantLevels || (l.Role == Supervisor && l.levelOut != nil)
-	}
-	for _, l := range legs {
-		l.now = ""
-		if l.Role == Supervisor {
-			l.now = l.Mode()
-		}
-		l.talks = l.has && l.rawLen == media.FrameSamples && (l.Role != Supervisor || l.now.Talks())
-		l.level = media.SilentLevel
-		if l.talks {
-			l.Codec.Decode(l.pcm[:], l.raw[:l.rawLen])
-		}
-		switch l.Role {
-		case Customer, Agent:
-			if l.talks && wantLevels {
-				l.level = media.AudioLevel(l.pcm[:])
-			}
-			r.csrc[l.Role], r.levels[l.Role] = l.csrc, l.level
-		}
-	}
-	for _, listener := range legs {
-		if !listener.receiving.Load() {
-			continue
-		}
-		var first *Leg
-		n := 0
-		for _, src := range legs {
-			if src == listener || !src.talks || !Hears(listener.Role, src.Role, src.now) {
-				continue
-			}
-			if n == 0 {
-				first = src
-				for i, v := range src.pcm {
-					r.sum[i] = int32(v)
-				}
-			} else {
-				for i, v := range src.pcm {
-					r.sum[i] += int32(v)
-				}
-			}
-			n++
-		}
-		switch {
-		case n == 0:
-			silence(listener)
-		case n == 1 && first.Codec == listener.Codec:
-			// One source in the same codec: G.711 round-trips exactly, so pass its bytes on.
-			r.write(listener, first.raw[:first.rawLen])
-		default:
-			var pcm [media.FrameSamples]int16
-			for i, v := range r.sum {
-				pcm[i] = clip16(v)
-			}
-			listener.Codec.Encode(listener.enc[:], pcm[:])
-			r.write(listener, listener.enc[:])
-		}
-	}
-}
-
-// write sends a mixed frame, with the customer's and agent's levels to supervisors.
-func (r *Room) write(l *Leg, frame []byte) {
+// write sends a frame, with the customer's and agent's levels to supervisors (levels cost
+// a square root and a logarithm per source: only for those who show them).
+func (r *Room) write(l *Leg, frame []byte, customer, agent *Leg) {
 	if l.Role == Supervisor && l.levelOut != nil {
+		for i, p := range [2]*Leg{customer, agent} {
+			r.csrc[i], r.levels[i] = 0, media.SilentLevel
+			if p != nil {
+				r.csrc[i], r.levels[i] = p.csrc, p.audioLevel()
+			}
+		}
 		l.levelOut.WriteFrameLevels(frame, r.csrc[:], r.levels[:])
 		return
 	}

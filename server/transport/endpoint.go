@@ -36,7 +36,9 @@ var batches = sync.Pool{New: func() any { return newBatch(rxBatchLen) }}
 
 // Sink takes what arrives on a leg. The room's Leg implements it.
 type Sink interface {
-	Push(seq uint16, ts uint32, payload []byte)
+	// PushAt takes one audio frame and when it reached the host (the kernel's stamp
+	// where there is one): the room times the leg's frames by it.
+	PushAt(seq uint16, ts uint32, payload []byte, at time.Time)
 	Heard()
 }
 
@@ -369,11 +371,12 @@ func (e *Endpoint) Receive() {
 			break
 		}
 		n := e.sock.recv(b)
+		now := time.Now()
 		for i := range n {
 			pkt, from := b.packet(i)
-			e.handle(pkt, from)
+			e.handle(pkt, from, b.arrival(i, now))
 		}
-		if n < len(b.hdr) {
+		if n < b.size() {
 			break
 		}
 	}
@@ -396,7 +399,7 @@ func (e *Endpoint) Run() {
 	}
 }
 
-func (e *Endpoint) handle(pkt []byte, from netip.AddrPort) {
+func (e *Endpoint) handle(pkt []byte, from netip.AddrPort, at time.Time) {
 	r := e.remote.Load()
 	if r == nil || from.Addr().Unmap() != r.ap.Addr().Unmap() || from.Port() != r.ap.Port() {
 		e.Stats.Foreign.Add(1)
@@ -439,7 +442,7 @@ func (e *Endpoint) handle(pkt []byte, from netip.AddrPort) {
 	case h.PayloadType == uint8(e.codec.Load()):
 		e.Stats.Received.Add(1)
 		if sp != nil {
-			(*sp).Push(e.frameNumber(h), h.Timestamp, payload)
+			(*sp).PushAt(e.frameNumber(h), h.Timestamp, payload, at)
 		}
 	case h.PayloadType != 0 && uint32(h.PayloadType) == e.dtmfPT.Load():
 		if sp != nil {

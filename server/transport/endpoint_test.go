@@ -14,13 +14,15 @@ type sink struct {
 	mu     sync.Mutex
 	frames [][]byte
 	seqs   []uint16
+	at     []time.Time
 	heard  int
 }
 
-func (s *sink) Push(seq uint16, ts uint32, p []byte) {
+func (s *sink) PushAt(seq uint16, ts uint32, p []byte, at time.Time) {
 	s.mu.Lock()
 	s.frames = append(s.frames, append([]byte(nil), p...))
 	s.seqs = append(s.seqs, seq)
+	s.at = append(s.at, at)
 	s.mu.Unlock()
 }
 func (s *sink) Heard() { s.mu.Lock(); s.heard++; s.mu.Unlock() }
@@ -64,6 +66,27 @@ func waitUntil(t *testing.T, ok func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A frame is timed by when it reached the host, not by when its socket was drained: the
+// room takes each leg's frames a margin after they come, and learns when from this.
+func TestFramesCarryTheirArrivalTime(t *testing.T) {
+	e := open(t)
+	peer := udp(t)
+	e.Configure(peer.LocalAddr().(*net.UDPAddr).AddrPort(), media.PCMU, 101)
+	s := &sink{}
+	e.Attach(s)
+	sentAt := time.Now()
+	send(t, peer, e.LocalAddr(), media.RTPHeader{Seq: 1}, make([]byte, 160))
+	time.Sleep(40 * time.Millisecond)
+	e.Receive()
+	drained := time.Now()
+	if s.count() != 1 {
+		t.Fatalf("%d frames received, want 1", s.count())
+	}
+	if at := s.at[0]; at.Before(sentAt) || drained.Sub(at) < 30*time.Millisecond {
+		t.Errorf("frame stamped %v after it was sent and %v before the drain; want it stamped on arrival, about 40 ms before the drain", at.Sub(sentAt), drained.Sub(at))
 	}
 }
 

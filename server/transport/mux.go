@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"ringside/media"
 	"ringside/media/dtlssrtp"
@@ -157,17 +158,18 @@ func (m *muxSock) drainLocked() {
 			return
 		}
 		// One read lock for the batch: Configure and Close wait at most one batch.
+		now := time.Now()
 		m.peersMu.RLock()
 		for i := range n {
 			pkt, from := m.rxb.packet(i)
 			if e := m.peers[muxKey(from)]; e != nil {
-				e.handle(pkt, from)
+				e.handle(pkt, from, m.rxb.arrival(i, now))
 			} else {
 				m.foreign.Add(1)
 			}
 		}
 		m.peersMu.RUnlock()
-		if n < len(m.rxb.hdr) {
+		if n < m.rxb.size() {
 			return
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -28,7 +29,11 @@ type rxSlot struct {
 	buf [rxBufSize]byte
 	sa  unix.RawSockaddrInet6 // large enough for either family
 	iov unix.Iovec
+	oob [oobSize]byte // the kernel's arrival stamp (SO_TIMESTAMPNS)
 }
+
+// oobSize holds one SCM_TIMESTAMPNS control message (a cmsghdr and a timespec).
+const oobSize = 32
 
 // rxBatch is the scratch of one drain: pooled for per-leg sockets, so legs don't each carry
 // one; a shared socket owns a larger one.
@@ -36,6 +41,9 @@ type rxBatch struct {
 	slot []rxSlot
 	hdr  []mmsghdr
 }
+
+// size is how many datagrams the batch holds.
+func (b *rxBatch) size() int { return len(b.hdr) }
 
 func newBatch(n int) *rxBatch {
 	b := &rxBatch{slot: make([]rxSlot, n), hdr: make([]mmsghdr, n)}
@@ -47,6 +55,7 @@ func newBatch(n int) *rxBatch {
 		h.Name = (*byte)(unsafe.Pointer(&s.sa))
 		h.Iov = &s.iov
 		h.SetIovlen(1)
+		h.Control = &s.oob[0]
 	}
 	return b
 }
@@ -65,6 +74,27 @@ func (b *rxBatch) packet(i int) ([]byte, netip.AddrPort) {
 		ip = netip.AddrFrom16(s.sa.Addr)
 	}
 	return s.buf[:n], netip.AddrPortFrom(ip, port)
+}
+
+// arrival is when packet i reached the host, by the kernel's stamp, on now's clock: the
+// drain may come well after (a leg's socket is drained when its frame is due). Without a
+// stamp it is now.
+func (b *rxBatch) arrival(i int, now time.Time) time.Time {
+	oob := b.slot[i].oob[:min(int(b.hdr[i].hdr.Controllen), oobSize)]
+	if len(oob) < unix.CmsgLen(int(unsafe.Sizeof(unix.Timespec{}))) {
+		return now
+	}
+	c := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	if c.Level != unix.SOL_SOCKET || c.Type != unix.SCM_TIMESTAMPNS {
+		return now
+	}
+	ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
+	// The stamp is wall-clock time; the age keeps now's monotonic reading.
+	age := now.Sub(time.Unix(ts.Unix()))
+	if age < 0 || age > time.Second {
+		return now // the wall clock was stepped
+	}
+	return now.Add(-age)
 }
 
 // sock is one bound, non-blocking UDP socket.
@@ -90,6 +120,9 @@ func openSock(addr netip.AddrPort) (*sock, netip.AddrPort, error) {
 		unix.Close(fd)
 		return nil, netip.AddrPort{}, fmt.Errorf("rtp listen %s: %w", addr, err)
 	}
+	// The kernel stamps each datagram's arrival: a room times its legs' frames by when
+	// they came, not by when it drained them. Without stamps they count as come at the drain.
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	var sa unix.Sockaddr
 	if v6 {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
@@ -168,6 +201,7 @@ func (s *sock) recv(b *rxBatch) int {
 		h := &b.hdr[i]
 		h.hdr.Namelen = unix.SizeofSockaddrInet6
 		h.hdr.Flags = 0
+		h.hdr.SetControllen(oobSize)
 		h.len = 0
 	}
 	for {

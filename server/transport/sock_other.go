@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // Elsewhere than Linux (development machines) a reader goroutine per socket queues what
@@ -15,6 +16,7 @@ import (
 type datagram struct {
 	buf  []byte
 	from netip.AddrPort
+	at   time.Time // when the reader took it
 }
 
 type rxBatch struct {
@@ -23,7 +25,13 @@ type rxBatch struct {
 
 func newBatch(n int) *rxBatch { return &rxBatch{pkt: make([]datagram, n)} }
 
+// size is how many datagrams the batch holds.
+func (b *rxBatch) size() int { return len(b.pkt) }
+
 func (b *rxBatch) packet(i int) ([]byte, netip.AddrPort) { return b.pkt[i].buf, b.pkt[i].from }
+
+// arrival is when packet i came: here, when the socket's reader took it.
+func (b *rxBatch) arrival(i int, now time.Time) time.Time { return b.pkt[i].at }
 
 type sock struct {
 	v6   bool // unused here
@@ -49,7 +57,7 @@ func openSock(addr netip.AddrPort) (*sock, netip.AddrPort, error) {
 				continue
 			}
 			select {
-			case s.in <- datagram{buf[:n], from}:
+			case s.in <- datagram{buf[:n], from, time.Now()}:
 			default: // the clock is behind: drop, as a full socket buffer would
 			}
 		}

@@ -3,6 +3,7 @@ package transport
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"ringside/media"
 )
@@ -61,8 +62,8 @@ func TestSRTPEndpoints(t *testing.T) {
 
 type nopSink struct{}
 
-func (nopSink) Push(uint16, uint32, []byte) {}
-func (nopSink) Heard()                      {}
+func (nopSink) PushAt(uint16, uint32, []byte, time.Time) {}
+func (nopSink) Heard()                                   {}
 
 // BenchmarkTransportPacket is one 20 ms frame through the transport path: marshal (and
 // encrypt) on one leg, sendto, recvmmsg (and decrypt) on the other, into the room's sink.
