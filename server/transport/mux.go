@@ -13,19 +13,12 @@ import (
 )
 
 // Shared sockets. With a socket per leg, every leg costs the clock one receive and one send
-// system call per tick, and those calls, not the mixing, are most of the server's CPU. With
-// shared sockets each clock shard, at the start of its tick, drains every shared socket
-// (recvmmsg; a socket another shard is draining right then is left to it), and at the end
-// sends what its rooms wrote, socket by socket (sendmmsg). Draining every socket at every
-// shard's tick means a packet waits at most the gap between two shards' ticks before it
-// reaches its jitter buffer, whichever shard its room ticks on.
-// Sockets are still opened per shard, so calls spread over all of them.
-//
-// Off by default (server.Config.RTPMux): on the 2-core bench machine they take 30 % off the
-// transport path (BenchmarkTick) but only about 4 % off the server's CPU per whispered call
-// at 300–500 calls, and cost more than per-leg sockets for small or relayed loads (every
-// shard drains and flushes every socket). The kernel's per-datagram work on loopback, not
-// the system calls, is what is left.
+// system call per frame, and those calls, not the mixing, are most of the server's CPU.
+// With shared sockets each clock shard has sockets of its own, which its calls' legs open
+// on: at every poll (a few a frame) it drains them (recvmmsg), and at the end sends what
+// its rooms wrote, socket by socket (sendmmsg). A poll is then a handful of system calls
+// however many legs it carries, and rooms learn within a poll when a leg's frame came, so
+// they can send it on at once (room.Room.Service) instead of at a fixed tick.
 //
 // Legs on a shared socket are told apart by the peer's address and port from its SDP: a
 // datagram from an address no leg signalled is dropped, which is the same no-RTP-bleed rule
@@ -70,9 +63,9 @@ type muxSock struct {
 	// tx guards the send batch, and the socket against close while a send runs.
 	tx  sync.Mutex
 	txb *txBatch
-	// ticking counts shards between Receive and Flush: frames written meanwhile wait in
-	// txb for the ticking shard's Flush. With no tick running (no clock: tools, tests)
-	// they go at once. Shared by all the sockets of a Ports.
+	// ticking is set while the socket's shard is between Receive and Flush: frames written
+	// meanwhile wait in txb for its Flush. Outside a poll (or with no clock: tools, tests)
+	// they go at once. Shared by the sockets of a shard.
 	ticking *atomic.Int32
 
 	sock *sock // nil once closed; changed under both rx and tx
@@ -226,21 +219,19 @@ func (m *muxSock) close() error {
 	return err
 }
 
-// MuxShard is one clock shard's view of the shared sockets, as the clock drives them:
-// Receive before the shard's rooms tick, Flush after (room.ShardIO). socks are the ones its
-// new legs open on; all is every shared socket of the Ports.
+// MuxShard is one clock shard's shared sockets, as the clock drives them: Receive before
+// the shard's rooms are serviced, Flush after (room.ShardIO). The shard's legs open on them.
 type MuxShard struct {
 	socks   []*muxSock
-	all     []*muxSock
 	ticking *atomic.Int32
 	next    atomic.Uint32
 }
 
-// Receive drains every shared socket into its legs, skipping one another shard is
-// draining, and opens the tick: frames written until Flush are sent together.
+// Receive drains the shard's sockets into their legs (skipping one a leg's SetMode is
+// draining right then) and opens the poll: frames written until Flush are sent together.
 func (s *MuxShard) Receive() {
 	s.ticking.Add(1)
-	for _, m := range s.all {
+	for _, m := range s.socks {
 		// A socket no leg signalled a peer on has nothing to give (strangers' packets
 		// wait, or overflow its buffer): no system call for it.
 		if m.npeers.Load() == 0 {
@@ -253,9 +244,9 @@ func (s *MuxShard) Receive() {
 	}
 }
 
-// Flush sends what was written during the tick, one sendmmsg per socket that has any.
+// Flush sends what was written during the poll, one sendmmsg per socket that has any.
 func (s *MuxShard) Flush() {
-	for _, m := range s.all {
+	for _, m := range s.socks {
 		m.flush()
 	}
 	s.ticking.Add(-1)
@@ -278,9 +269,8 @@ func (p *Ports) EnableMux(cfg MuxConfig) error {
 		cfg.PerShard = 8
 	}
 	shards := make([]*MuxShard, max(cfg.Shards, 1))
-	ticking := new(atomic.Int32)
-	var all []*muxSock
 	for i := range shards {
+		ticking := new(atomic.Int32)
 		sh := &MuxShard{ticking: ticking}
 		for range cfg.PerShard {
 			s, local, err := p.bind()
@@ -302,10 +292,6 @@ func (p *Ports) EnableMux(cfg MuxConfig) error {
 			})
 		}
 		shards[i] = sh
-		all = append(all, sh.socks...)
-	}
-	for _, sh := range shards {
-		sh.all = all
 	}
 	p.mu.Lock()
 	p.mux = shards
