@@ -96,11 +96,12 @@ func (c *OwnCall) finish(reason string) {
 		c.endReason = reason
 	}
 	c.mu.Unlock()
-	close(c.done)
+	// Out of OwnCalls before Done fires: whoever wakes on Done sees the call gone.
 	s := c.s
 	s.mu.Lock()
 	s.own = slices.DeleteFunc(s.own, func(x *OwnCall) bool { return x == c })
 	s.mu.Unlock()
+	close(c.done)
 	s.changed()
 }
 
