@@ -37,8 +37,8 @@ type JitterConfig struct {
 	// the next frame not yet arrived, for the second time within a second,
 	// holds the playout point (the frame is late, not lost, as long as nothing
 	// after it arrived) and the target depth grows by one frame, up to
-	// MaxDepth; after 10 s without such an underrun it steps back down towards
-	// Depth. A link with little jitter
+	// MaxDepth; after Shrink Pops without such an underrun it steps back down
+	// towards Depth. A link with little jitter
 	// (a softphone on the LAN of its server) then plays with one frame of
 	// delay instead of paying for the worst case all call long. 0 (or at most
 	// Depth): fixed depth, the frame is played as a gap.
@@ -61,8 +61,8 @@ func DefaultJitterConfig() JitterConfig {
 type JitterStats struct{ Pushed, Popped, Missing, Dropped uint64 }
 
 // JitterBuffer reorders one inbound leg's frames and releases one per 20 ms
-// tick. Push (socket reader) and Pop (room tick) may run concurrently; the
-// lock is held only for a copy of one frame.
+// period. Push (socket reader) and Pop (the room taking the leg's frame) may
+// run concurrently; the lock is held only for a copy of one frame.
 type JitterBuffer struct {
 	mu       sync.Mutex
 	depth    int // target depth now
@@ -199,9 +199,11 @@ func (j *JitterBuffer) Pop(dst []byte) (n int, ok bool) {
 		j.stats.Missing++
 		if j.empty++; j.empty >= underrunTicks {
 			j.clear() // re-prefill: the next Push sets the playout point
-		} else if j.maxDepth > j.minDepth && j.onTime < lateTicks {
+		} else if j.maxDepth > j.minDepth && j.empty == 1 && j.onTime < lateTicks {
 			// Adaptive, and late again: wait for it (the gap played now is the
-			// delay added) and keep one more frame from now on.
+			// delay added) and keep one more frame from now on. Only the first
+			// empty Pop of a run counts: a sender that pauses (silence
+			// suppression, hold) leaves many, and is not late.
 			j.depth = min(j.depth+1, j.maxDepth)
 			j.clean, j.onTime = 0, 0
 		} else {

@@ -46,7 +46,7 @@ type ShardIO interface {
 	Flush()
 }
 
-// NewClock makes a clock with n shards (at least one), each ticking its rooms in turn.
+// NewClock makes a clock with n shards (at least one), each polling its rooms in turn.
 func NewClock(n int) *Clock {
 	c := &Clock{shards: make([]*shard, max(n, 1))}
 	for i := range c.shards {
@@ -59,7 +59,7 @@ func NewClock(n int) *Clock {
 func (c *Clock) Shards() int { return len(c.shards) }
 
 // NextShard picks the shard for a new room, round-robin: a caller that must know the shard
-// before the room starts ticking (its legs' I/O lives there) picks it, then uses AddTo.
+// before the room is driven (its legs' I/O lives there) picks it, then uses AddTo.
 func (c *Clock) NextShard() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -68,7 +68,7 @@ func (c *Clock) NextShard() int {
 	return i
 }
 
-// AttachIO has shard i drive io around its rooms' ticks.
+// AttachIO has shard i drive io around its polls of its rooms.
 func (c *Clock) AttachIO(i int, io ShardIO) {
 	s := c.shards[i%len(c.shards)]
 	s.mu.Lock()
@@ -76,10 +76,10 @@ func (c *Clock) AttachIO(i int, io ShardIO) {
 	s.mu.Unlock()
 }
 
-// Add starts ticking r; rooms are spread over shards round-robin.
+// Add starts driving r; rooms are spread over shards round-robin.
 func (c *Clock) Add(r *Room) { c.AddTo(c.NextShard(), r) }
 
-// AddTo starts ticking r on shard i.
+// AddTo starts driving r on shard i.
 func (c *Clock) AddTo(i int, r *Room) {
 	s := c.shards[i%len(c.shards)]
 	s.mu.Lock()
@@ -87,7 +87,7 @@ func (c *Clock) AddTo(i int, r *Room) {
 	s.mu.Unlock()
 }
 
-// Remove stops ticking r.
+// Remove stops driving r.
 func (c *Clock) Remove(r *Room) {
 	for _, s := range c.shards {
 		s.mu.Lock()

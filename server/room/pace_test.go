@@ -233,3 +233,63 @@ func TestServiceKeepsEveryFrameOnceWhenPollsAreLate(t *testing.T) {
 		}
 	}
 }
+
+// When a speaker's path gets slower mid-call (its frames now come 7 ms later), the room
+// follows without a gap: once while the frames still come within the margin, and again
+// when the earlier arrivals age out of the leg's window and its grid moves.
+func TestServiceFollowsAPathThatGetsSlower(t *testing.T) {
+	tl := newTimeline(t)
+	customer := tl.join(Customer, "", every(3*time.Millisecond, func(n int) time.Duration {
+		if n >= 150 {
+			return 7 * time.Millisecond
+		}
+		return 0
+	}))
+	agent := tl.join(Agent, "", every(0, steady))
+	tl.run(35 * time.Second) // past two of the leg's 10 s windows
+
+	last := -1
+	for _, s := range agent.out.got {
+		if s.at < arrivalSettle {
+			continue
+		}
+		if s.n < 0 || (last >= 0 && s.n != last+1) {
+			t.Fatalf("at %v the agent got frame %d after frame %d: want no gap", s.at, s.n, last)
+		}
+		if delay := s.at - customer.arrives(s.n); delay > takeMargin+DefaultPoll {
+			t.Fatalf("frame %d went out %v after it came, want at most %v", s.n, delay, takeMargin+DefaultPoll)
+		}
+		last = s.n
+	}
+	if last < 1700 {
+		t.Fatalf("the agent heard up to frame %d", last)
+	}
+}
+
+// A speaker that pauses (silence suppression: its numbers run on, its frames stop coming
+// for a while) is heard again with the same short delay from its second frame on (the
+// first waits for the leg's old grid, up to a period): pauses are not taken for late
+// frames, which would grow the delay a period a pause.
+func TestServiceResumesAfterPausesWithoutAddedDelay(t *testing.T) {
+	pause := func(n int) time.Duration { return time.Duration(n/100) * 210 * time.Millisecond }
+	tl := newTimeline(t)
+	customer := tl.join(Customer, "", every(5*time.Millisecond, pause))
+	agent := tl.join(Agent, "", every(0, steady))
+	tl.run(8 * time.Second)
+
+	resumed := 0
+	for _, s := range agent.out.got {
+		if s.at < arrivalSettle || s.n < 0 {
+			continue
+		}
+		if delay := s.at - customer.arrives(s.n); delay > media.FrameDuration+takeMargin || (s.n%100 > 0 && delay > takeMargin+DefaultPoll) {
+			t.Fatalf("frame %d (after %d pauses) went out %v after it came, want at most %v", s.n, s.n/100, delay, takeMargin+DefaultPoll)
+		}
+		if s.n%100 == 5 {
+			resumed++
+		}
+	}
+	if resumed < 3 {
+		t.Fatalf("heard the customer again after %d pauses, want 3 or more", resumed)
+	}
+}

@@ -96,6 +96,7 @@ type Leg struct {
 	jitter    *media.JitterBuffer
 	mode      atomic.Value // Mode, supervisors only
 	receiving atomic.Bool  // false while the peer put us on hold (sendonly/inactive): send nothing
+	flush     atomic.Bool  // SetMode made the leg heard by more: drop what it said before
 	lastHeard atomic.Int64 // unix nanos of the last frame pushed
 
 	// The leg's frame of this period and the pace it is taken at, touched only by the
@@ -112,6 +113,8 @@ type Leg struct {
 	took    bool          // the frame was taken in this step of Service
 	paced   bool          // due is set
 	due     time.Duration // when the next frame is taken, on the clock's timeline
+	onGrid  bool          // due is on grid
+	grid    time.Duration // the leg's grid (arrivals.earliest) that due is on
 
 	arrivals arrivals // when the leg's frames come
 }
@@ -140,7 +143,7 @@ func NewLeg(id string, role Role, codec media.Codec, out FrameWriter, mode Mode)
 	return l
 }
 
-// Push hands the leg one inbound audio frame that arrived just now.
+// Push hands the leg one inbound audio frame that arrived just now (tests and tools).
 func (l *Leg) Push(seq uint16, ts uint32, payload []byte) { l.PushAt(seq, ts, payload, time.Now()) }
 
 // PushAt hands the leg one inbound audio frame (from its socket's drain) that arrived at
@@ -165,16 +168,14 @@ func (l *Leg) Mode() Mode { return l.mode.Load().(Mode) }
 // becomes audible to more people, audio it spoke under the old mode and still waiting in
 // its jitter buffer is dropped: what was said in listen (or whisper) must never be played
 // out to the agent (or the customer) after the switch. That includes audio that has
-// arrived but still waits in the leg's socket for the room's next drain: it is drained
-// here, then dropped with the rest.
+// arrived but still waits in the leg's socket. The room's clock drops it (take), so no
+// frame can be taken between the switch and the drop: flush is raised before the mode
+// changes, and take reads the mode before it looks at flush.
 func (l *Leg) SetMode(m Mode) {
-	old := l.mode.Swap(m).(Mode)
-	if (m == Barge && old != Barge) || (m.Talks() && !old.Talks()) {
-		if l.in != nil {
-			l.in.Receive()
-		}
-		l.jitter.Reset()
+	if old := l.Mode(); (m == Barge && old != Barge) || (m.Talks() && !old.Talks()) {
+		l.flush.Store(true)
 	}
+	l.mode.Store(m)
 }
 
 // SetReceiving stops (false) or resumes sending audio to the leg, for hold.
@@ -191,9 +192,10 @@ type Room struct {
 	mu   sync.Mutex // serialises Join/Leave
 	legs atomic.Pointer[[]*Leg]
 
-	// Clock only: when Service next has work, for how many legs.
-	wake  time.Duration
-	paced int
+	// Clock only: when Service next has work, for which legs (Join and Leave store a
+	// new slice).
+	wake time.Duration
+	seen *[]*Leg
 
 	// Scratch of the clock.
 	sum    [media.FrameSamples]int32
@@ -256,8 +258,9 @@ const (
 	// taken: jitter up to it costs nothing; a frame later still is a late one, which the
 	// jitter buffer conceals and, if it recurs, grows for.
 	takeMargin = 8 * time.Millisecond
-	// maxCatchUp bounds the frames a leg takes at once when the clock fell behind; beyond
-	// it the rest are skipped (the machine was suspended).
+	// maxCatchUp bounds the frames a room's legs take in one Service, about this many a
+	// leg, when the clock fell behind; beyond it the rest are skipped (the machine was
+	// suspended).
 	maxCatchUp = 10
 )
 
@@ -269,10 +272,11 @@ var epoch = time.Now()
 // mainly hears is taken. The clock calls it every poll, from one goroutine at a time,
 // with the time since epoch.
 func (r *Room) Service(now time.Duration) {
-	legs := *r.legs.Load()
-	if now < r.wake && len(legs) == r.paced {
-		return // nothing due yet, no leg new
+	lp := r.legs.Load()
+	if now < r.wake && lp == r.seen {
+		return // nothing due yet, no leg joined or left
 	}
+	legs := *lp
 	customer, agent := parties(legs)
 	lead := customer
 	if lead == nil {
@@ -307,7 +311,8 @@ func (r *Room) Service(now time.Duration) {
 				if s.Role == Supervisor {
 					s.receive()
 					s.take()
-					s.took = true
+					// Paced afresh from whenever the room has no party left to lead it.
+					s.took, s.paced = true, false
 				}
 			}
 		}
@@ -317,7 +322,7 @@ func (r *Room) Service(now time.Duration) {
 			}
 		}
 	}
-	r.wake, r.paced = now+media.FrameDuration, len(legs)
+	r.wake, r.seen = now+media.FrameDuration, lp
 	for _, l := range legs {
 		if l.Role != Supervisor || lead == nil {
 			for l.due <= now { // still behind after catching up: skip on (a suspended machine)
@@ -343,11 +348,19 @@ func (l *Leg) next() time.Duration {
 	if !ok {
 		return d
 	}
-	// The grid point at most 15 ms before one period on, or else up to 5 ms after it.
-	// Earlier is the rule: by the next grid point the frame for it has come, so taking
-	// it then keeps the jitter buffer from holding a frame more (a grid found or moved
-	// by half a period). A grid that moved a little later (a sender's clock drifting)
-	// is followed by waiting those milliseconds once.
+	if l.onGrid {
+		if move := e - l.grid; move > -media.FrameDuration/2 && move < media.FrameDuration/2 {
+			// The grid moved (a path got slower or faster, a sender's clock drifts):
+			// the leg's frames come that much later or earlier, and so are taken.
+			l.grid = e
+			return d + move
+		}
+	}
+	// A grid found (the stream's first frames, or a new stream): the grid point at most
+	// 15 ms before one period on, or else up to 5 ms after it. Earlier is the rule: by
+	// that point the frame for it has come, so taking it then keeps the jitter buffer
+	// from holding a frame more.
+	l.onGrid, l.grid = true, e
 	off := (d - e - takeMargin) % media.FrameDuration
 	if off < 0 {
 		off += media.FrameDuration
@@ -427,12 +440,19 @@ func (a *arrivals) earliest() (time.Duration, bool) {
 
 // take takes the leg's frame of this period from its jitter buffer.
 func (l *Leg) take() {
-	l.rawLen, l.has = l.jitter.Pop(l.raw[:])
-	l.has = l.has && l.rawLen == media.FrameSamples
 	l.said = ""
 	if l.Role == Supervisor {
 		l.said = l.Mode()
 	}
+	if l.flush.Swap(false) {
+		// The leg was switched to be heard by more: drop what it said before.
+		if l.in != nil {
+			l.in.Receive()
+		}
+		l.jitter.Reset()
+	}
+	l.rawLen, l.has = l.jitter.Pop(l.raw[:])
+	l.has = l.has && l.rawLen == media.FrameSamples
 	l.decoded, l.leveled = false, false
 }
 

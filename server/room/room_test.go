@@ -282,7 +282,8 @@ func (b *inbox) Receive() {
 }
 
 // Every tick drains every leg's receiver before taking its frame; a supervisor becoming
-// audible drains its receiver too, and drops what was there with the rest of its buffer.
+// audible has its receiver drained at the next frame, and what was there dropped with the
+// rest of its buffer, not played.
 func TestTickDrainsReceivers(t *testing.T) {
 	r := New("r")
 	var boxes []*inbox
@@ -312,8 +313,9 @@ func TestTickDrainsReceivers(t *testing.T) {
 	sup.pending = 2 // spoken in listen, not yet drained
 	before := sup.leg.JitterStats()
 	sup.leg.SetMode(Whisper)
+	r.Tick()
 	st := sup.leg.JitterStats()
-	if sup.pending != 0 || st.Pushed != before.Pushed+2 || st.Dropped < before.Dropped+2 {
+	if sup.pending != 0 || st.Pushed != before.Pushed+2 || st.Dropped < before.Dropped+2 || st.Popped != before.Popped {
 		t.Fatalf("switch to whisper: %d left in the socket, stats %+v (before %+v)", sup.pending, st, before)
 	}
 }

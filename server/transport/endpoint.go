@@ -3,8 +3,9 @@
 // A leg's Endpoint has a UDP socket of its own, or a place on a socket shared with other
 // legs (mux.go: Ports.EnableMux), told apart by the peer's address.
 //
-// No goroutine waits on a socket: the room's clock drains it (Receive) at the start of
-// every tick, in batches, and writes the tick's frame to it. At hundreds of legs a
+// No goroutine waits on a socket: the room's clock drains it (Receive) when the leg's
+// frame is due, in batches (the kernel's arrival stamps say when each packet came), and
+// writes the leg's frames to it. At hundreds of legs a
 // goroutine per leg would cost a poller wake-up and a reschedule per packet, and compete
 // with the clock for the CPU.
 package transport
@@ -26,9 +27,9 @@ import (
 const (
 	rxBatchLen = 8    // datagrams per receive call
 	rxBufSize  = 1500 // per datagram; an RTP packet of 20 ms G.711 is 172 bytes
-	// rxMaxBatches bounds one drain (8 × 4 = 32 datagrams, against one or two a tick in
+	// rxMaxBatches bounds one drain (8 × 4 = 32 datagrams, against one or two a frame in
 	// normal flow), so a flood on one socket can't stall the clock for every other room;
-	// what's left waits for the next tick or overflows the socket buffer.
+	// what's left waits for the next drain or overflows the socket buffer.
 	rxMaxBatches = 4
 )
 
@@ -354,9 +355,9 @@ func (e *Endpoint) WriteFrameLevels(payload []byte, csrc []uint32, levels []uint
 }
 
 // Receive takes everything queued on the socket, without waiting, into the sink: the
-// room's clock calls it for each leg at the start of every tick. Only packets from the
+// room's clock calls it for each leg before taking the leg's frame. Only packets from the
 // signalled address are taken. On a shared socket it drains the whole socket, every leg's
-// packets to its own sink; the clock does that once a tick for all of them instead.
+// packets to its own sink; the clock does that every poll for all of them instead.
 func (e *Endpoint) Receive() {
 	if e.mux != nil {
 		if !e.closed.Load() {
@@ -385,7 +386,7 @@ func (e *Endpoint) Receive() {
 }
 
 // Run drains the endpoint every few milliseconds until Close, for an endpoint no room
-// ticks (tests, tools). A leg in a room must not also be Run: the room drains it.
+// drives (tests, tools). A leg in a room must not also be Run: the room drains it.
 func (e *Endpoint) Run() {
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()

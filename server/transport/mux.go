@@ -33,10 +33,10 @@ import (
 const (
 	muxRxBatchLen = 64 // datagrams per receive call on a shared socket
 	// muxMaxBatches bounds one drain of a shared socket (64 × 16 = 1,024 datagrams, against
-	// a few dozen a tick in normal flow), as rxMaxBatches does for a leg's own socket.
+	// a few dozen a poll in normal flow), as rxMaxBatches does for a leg's own socket.
 	muxMaxBatches = 16
-	muxTxBatchLen = 64      // datagrams per sendmmsg; a fuller tick takes more than one
-	muxSockBuffer = 4 << 20 // bytes of socket buffer: many legs' ticks of packets
+	muxTxBatchLen = 64      // datagrams per sendmmsg; a fuller poll takes more than one
+	muxSockBuffer = 4 << 20 // bytes of socket buffer: many legs' frames of packets
 	txBufSize     = 12 + 4*15 + 4 + 16 + media.MaxFramePayload + dtlssrtp.Overhead
 )
 
@@ -172,7 +172,7 @@ func (m *muxSock) drainLocked() {
 	}
 }
 
-// write sends or (inside a tick) queues one datagram of e's.
+// write sends or (inside its shard's poll) queues one datagram of e's.
 func (m *muxSock) write(e *Endpoint, pkt []byte, p *peer) error {
 	m.tx.Lock()
 	defer m.tx.Unlock()
@@ -338,7 +338,7 @@ func (p *Ports) ShardFor(first int, peer netip.AddrPort) int {
 	return first
 }
 
-// OpenFor opens an endpoint for a leg whose room ticks on clock shard shard. peer is the
+// OpenFor opens an endpoint for a leg whose room runs on clock shard shard. peer is the
 // address the peer offered, when it offered first (invalid when we offer): the leg goes on
 // a shared socket of the shard that no other leg uses with that peer, or on a socket of its
 // own when none is free. Without shared sockets it is Open.

@@ -13,7 +13,7 @@ import (
 )
 
 // On Linux a leg's socket stays out of Go's netpoller: nothing waits on it, so an arriving
-// packet wakes no thread. The room's clock drains it once per tick with recvmmsg
+// packet wakes no thread. The room's clock drains it once a frame with recvmmsg
 // (MSG_DONTWAIT) and sends with one sendto per frame, both as raw system calls: neither
 // can block, and at a few microseconds each they are not worth handing the P off for.
 
@@ -236,7 +236,7 @@ func (s *sock) sendTo(pkt []byte, p *peer) error {
 
 func (s *sock) close() error { return unix.Close(s.fd) }
 
-// setBuffers makes room for a few ticks of many legs' packets on a shared socket;
+// setBuffers makes room for a few frames of many legs' packets on a shared socket;
 // SO_RCVBUFFORCE passes rmem_max when we may (root), else the kernel caps SO_RCVBUF.
 func (s *sock) setBuffers(bytes int) {
 	if unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes) != nil {
@@ -256,7 +256,7 @@ type txSlot struct {
 	ep  *Endpoint // counted as sent once the kernel took the datagram
 }
 
-// txBatch collects a tick's datagrams for one sendmmsg.
+// txBatch collects a poll's datagrams for one sendmmsg.
 type txBatch struct {
 	slot []txSlot
 	hdr  []mmsghdr
