@@ -18,10 +18,12 @@ AUDIO_LIB := libasound.so.2
 # (about 23 MB resident); the softphone shows no emoji, and a system emoji font still works.
 SOFTPHONE_TAGS ?= no_emoji
 
-# The softphone builds with Fyne's GLFW loop made event-driven (third_party/fyne-glfw-loop:
-# it sleeps while nothing changes instead of ticking at 60 Hz) through a build overlay that
-# scripts/fyne-overlay.go writes per machine; it fails if Fyne is no longer the version the
-# patch was made from. FYNE_OVERLAY= builds stock Fyne; a plain `go build` does too.
+# The softphone builds with two Fyne patches (third_party/fyne-patches: the GLFW loop
+# sleeps while nothing changes instead of ticking at 60 Hz; the system's font for the
+# user's language is loaded at the first letter the bundled fonts lack, not at start-up)
+# through a build overlay that scripts/fyne-overlay.go writes per machine; it fails if Fyne
+# is no longer the version the patches were made from. FYNE_OVERLAY= builds stock Fyne; a
+# plain `go build` does too.
 FYNE_OVERLAY ?= $(CURDIR)/$(BIN)/fyne-overlay.json
 OVERLAY_FLAG = $(if $(FYNE_OVERLAY),-overlay=$(FYNE_OVERLAY))
 

@@ -1,8 +1,8 @@
 //go:build ignore
 
-// fyne-overlay writes the `go build -overlay` file that builds the softphone with Fyne's
-// GLFW driver patched by third_party/fyne-glfw-loop (the event-driven loop; see its
-// README), and prints the file's path. Run from the repository root:
+// fyne-overlay writes the `go build -overlay` file that builds the softphone with Fyne
+// patched by third_party/fyne-patches (the event-driven GLFW loop, fonts loaded when
+// needed; see its README), and prints the file's path. Run from the repository root:
 //
 //	go run scripts/fyne-overlay.go [-o bin/fyne-overlay.json]
 //	go build -overlay=bin/fyne-overlay.json -tags no_emoji -o bin/ringside ./cmd/ringside
@@ -31,7 +31,7 @@ import (
 )
 
 const (
-	patchDir = "third_party/fyne-glfw-loop"
+	patchDir = "third_party/fyne-patches"
 	fyneMod  = "fyne.io/fyne/v2"
 )
 

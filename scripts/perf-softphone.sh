@@ -19,7 +19,7 @@
 #
 #   scripts/perf-softphone.sh                 # PERF_WINDOW=30 PERF_REPEAT=3 PERF_SETTLE=10
 #   PERF_TAGS= scripts/perf-softphone.sh      # build tags for bin/ringside (default no_emoji, as make build)
-#   PERF_OVERLAY=0 scripts/perf-softphone.sh  # stock Fyne loop (default: third_party/fyne-glfw-loop, as make build)
+#   PERF_OVERLAY=0 scripts/perf-softphone.sh  # stock Fyne (default: patched by third_party/fyne-patches, as make build)
 #   RINGSIDE_PPROF=127.0.0.1:6061 scripts/perf-softphone.sh   # and profile it meanwhile:
 #   go tool pprof -seconds 30 http://127.0.0.1:6061/debug/pprof/profile
 #
