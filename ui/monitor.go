@@ -84,10 +84,15 @@ func NewMonitorView(line MonitorLine, run func(work func() error, then func(erro
 				container.NewHBox(v.agent, talk),
 				container.NewHBox(v.customer, container.NewCenter(v.state)))),
 	)
-	meters := widget.NewForm(
-		widget.NewFormItem("Customer", v.custBar),
-		widget.NewFormItem("Agent", v.agentBar),
-	)
+	// A row per voice, as tall as its name, the bar centred in it: a form's rows are
+	// only as tall as the bar and crowd the names against the separators.
+	meterRow := func(name string, bar *levelMeter) []fyne.CanvasObject {
+		return []fyne.CanvasObject{
+			widget.NewLabelWithStyle(name, fyne.TextAlignTrailing, fyne.TextStyle{Bold: true}),
+			container.NewVBox(layout.NewSpacer(), bar, layout.NewSpacer()),
+		}
+	}
+	meters := container.New(layout.NewFormLayout(), append(meterRow("Customer", v.custBar), meterRow("Agent", v.agentBar)...)...)
 
 	v.Whisper = newWhisperToggle(v.toggleWhisper)
 	v.Leave = widget.NewButtonWithIcon("Leave Call", theme.NewThemedResource(hangupIcon), v.leave)

@@ -114,6 +114,7 @@ func New(a fyne.App, opts Options) *UI {
 	if opts.Icon != nil {
 		a.SetIcon(opts.Icon)
 	}
+	useReadableTheme(a)
 	u := &UI{app: a, opts: opts, log: opts.Logger,
 		pending: map[string]bool{}, monitors: map[string]*monitorWindow{},
 		calls: map[*app.OwnCall]*callWindow{}, details: map[string]*detailsWindow{}}
