@@ -234,7 +234,8 @@ type malgoAudio struct {
 	kind    malgo.DeviceType
 	latency time.Duration // what the device buffers: period × periods, per direction
 
-	io atomic.Pointer[frameIO] // set by Start before the device runs
+	io      atomic.Pointer[frameIO] // set by Start before the device runs
+	handoff *audioHandoff           // runs the periods off the audio thread (nil: malgo's callback does)
 	// op serializes Pause, Resume and Close; mu (the flags) is never held while the
 	// device starts or stops, since miniaudio may call stopped meanwhile.
 	op      sync.Mutex
@@ -279,6 +280,7 @@ func newMalgoAudio(backends []malgo.Backend, kind malgo.DeviceType, capID, playI
 		return nil, err
 	}
 	a.dev = dev
+	a.handoff = installHandoff(dev, kind, &a.io)
 	logMu.Lock()
 	report := initLog.String()
 	logMu.Unlock()
@@ -388,6 +390,12 @@ func (a *malgoAudio) Close() error {
 	a.closed = true
 	a.mu.Unlock()
 	a.dev.Uninit()
+	if a.handoff != nil {
+		if n := a.handoff.late(); n > 0 {
+			a.log.Warn("sound device: periods played as silence because the app was late", "periods", n)
+		}
+		a.handoff.close()
+	}
 	err := a.mctx.Uninit()
 	a.mctx.Free()
 	return err
