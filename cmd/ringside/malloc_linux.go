@@ -10,8 +10,8 @@ package main
 // them (Mesa's software renderer, which VMs and remote desktops use, most of all);
 // glibc's default thresholds then unmap or trim them, and the next repaint faults the
 // same megabytes in again: ~250 page faults a repaint, a tenth of an idle softphone's
-// CPU. Large blocks stay on the heap up to mmapMax, and up to trimMax of free heap is
-// kept; both are set, since setting either turns off glibc's own adjustment of them.
+// CPU. Blocks up to 32 MB come from the heap rather than mmap, and up to 64 MB of free
+// heap is kept; both are set, since setting either turns off glibc's own adjustment.
 static void keepFrameBuffers(void) {
 #if defined(M_TRIM_THRESHOLD) && defined(M_MMAP_THRESHOLD)
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
