@@ -128,6 +128,7 @@ func (d *gLDriver) runGL() {
 
 	d.init()
 	glfwStarted()
+	startWaitInGo()
 	if d.trayStart != nil {
 		d.trayStart()
 	}
@@ -164,7 +165,7 @@ func (d *gLDriver) runGL() {
 			if !d.needsFrame() {
 				sleeping.Store(true)
 				if queued.Load() == 0 && !d.isDone() {
-					waitEvents(idleWait)
+					d.waitEvents(idleWait)
 				} else {
 					d.pollEvents()
 				}
