@@ -4,11 +4,12 @@ package app
 
 /*
 #include <errno.h>
-#include <semaphore.h>
+#include <linux/futex.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,14 +34,41 @@ typedef struct {
 	const void* in;
 	uint32_t    frames;
 	int32_t     state;    // handoffIdle, handoffPending (the callback waits), handoffTaken (Go works)
+	uint32_t    done;     // futex word: 1 once Go has filled the period
 	int         wake;     // eventfd: a period waits for Go
-	sem_t       done;     // Go has filled the period
 	long        waitNs;   // how long the callback waits for Go before playing silence
 	uint64_t    late;     // periods Go did not take in time
 } handoff;
 
+// waitDone sleeps until Go sets h->done, or until the CLOCK_MONOTONIC time until
+// (none: no limit). 1 if done.
+static int waitDone(handoff* h, const struct timespec* until) {
+	for (;;) {
+		if (__atomic_load_n(&h->done, __ATOMIC_ACQUIRE)) {
+			return 1;
+		}
+		struct timespec left, *timeout = NULL;
+		if (until != NULL) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left.tv_sec = until->tv_sec - now.tv_sec;
+			left.tv_nsec = until->tv_nsec - now.tv_nsec;
+			if (left.tv_nsec < 0) {
+				left.tv_nsec += 1000000000;
+				left.tv_sec--;
+			}
+			if (left.tv_sec < 0) {
+				return 0;
+			}
+			timeout = &left;
+		}
+		// Returns when woken, at once if done is no longer 0, or at the timeout.
+		syscall(SYS_futex, &h->done, FUTEX_WAIT_PRIVATE, 0, timeout, NULL, 0);
+	}
+}
+
 // handoffData is the device's data callback, on miniaudio's audio thread. It hands the
-// period to the Go goroutine reading the eventfd and waits until Go has filled it, so
+// period to the Go goroutine waiting on the eventfd and waits until Go has filled it, so
 // the exchange costs no latency; if Go does not take it within waitNs (a GC pause, a
 // stalled machine), the period plays what miniaudio pre-filled (silence) and the device
 // keeps its clock. No Go code runs on this thread.
@@ -49,37 +77,26 @@ static void handoffData(void* dev, void* out, const void* in, uint32_t frames) {
 	h->out = out;
 	h->in = in;
 	h->frames = frames;
+	__atomic_store_n(&h->done, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&h->state, handoffPending, __ATOMIC_RELEASE);
 	uint64_t one = 1;
-	if (write(h->wake, &one, sizeof one) != sizeof one) {
-		int32_t pending = handoffPending;
-		if (__atomic_compare_exchange_n(&h->state, &pending, handoffIdle, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-			__atomic_add_fetch(&h->late, 1, __ATOMIC_RELAXED);
+	if (write(h->wake, &one, sizeof one) == sizeof one) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += h->waitNs;
+		until.tv_sec += until.tv_nsec / 1000000000;
+		until.tv_nsec %= 1000000000;
+		if (waitDone(h, &until)) {
 			return;
 		}
 	}
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += h->waitNs;
-	until.tv_sec += until.tv_nsec / 1000000000;
-	until.tv_nsec %= 1000000000;
-	for (;;) {
-		if (sem_timedwait(&h->done, &until) == 0) {
-			return;
-		}
-		if (errno == EINTR) {
-			continue;
-		}
-		// Too late: take the period back, unless Go is already writing it.
-		int32_t pending = handoffPending;
-		if (__atomic_compare_exchange_n(&h->state, &pending, handoffIdle, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-			__atomic_add_fetch(&h->late, 1, __ATOMIC_RELAXED);
-			return;
-		}
-		while (sem_wait(&h->done) != 0 && errno == EINTR) {
-		}
+	// Too late: take the period back, unless Go is already writing it.
+	int32_t pending = handoffPending;
+	if (__atomic_compare_exchange_n(&h->state, &pending, handoffIdle, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		__atomic_add_fetch(&h->late, 1, __ATOMIC_RELAXED);
 		return;
 	}
+	waitDone(h, NULL);
 }
 
 // handoffInstall checks dev's head against what malgo reports and, if it matches and
@@ -101,41 +118,25 @@ static handoff* handoffNew(long waitNs) {
 	}
 	h->waitNs = waitNs;
 	h->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (h->wake < 0 || sem_init(&h->done, 0, 0) != 0) {
-		if (h->wake >= 0) {
-			close(h->wake);
-		}
+	if (h->wake < 0) {
 		free(h);
 		return NULL;
 	}
 	return h;
 }
 
-// handoffTake claims the waiting period for Go: 1 if there is one.
-static int handoffTake(handoff* h) {
-	int32_t pending = handoffPending;
-	return __atomic_compare_exchange_n(&h->state, &pending, handoffTaken, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-}
-
-static void handoffDone(handoff* h) {
-	__atomic_store_n(&h->state, handoffIdle, __ATOMIC_RELEASE);
-	sem_post(&h->done);
-}
-
 static uint64_t handoffLate(handoff* h) { return __atomic_load_n(&h->late, __ATOMIC_RELAXED); }
 
 // handoffFree frees h once the device is uninitialized (its thread gone) and the Go
 // side has stopped; the eventfd is closed by Go's os.File.
-static void handoffFree(handoff* h) {
-	sem_destroy(&h->done);
-	free(h);
-}
+static void handoffFree(handoff* h) { free(h); }
 */
 import "C"
 
 import (
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -147,8 +148,14 @@ import (
 // is scheduled on that P, so every 10 ms Go's sysmon takes it back as stuck in a
 // syscall, and each time it starts polling again every 20 µs. That polling was half of
 // a monitoring softphone's CPU. With the handoff the audio thread only writes an
-// eventfd and waits on a semaphore; a goroutine blocked in the netpoller runs the
-// period, so the runtime sees an ordinary goroutine wake-up.
+// eventfd and waits on a futex; a goroutine parked in the netpoller runs the period,
+// so the runtime sees an ordinary goroutine wake-up.
+//
+// The goroutine makes no system call through Go's syscall path either: each one wakes
+// a sleeping sysmon, which then polls every 20 µs for a while. It never reads the
+// eventfd (the netpoller reports every write, edge-triggered; the state word says
+// whether a period waits), claims the period with an atomic, and wakes the audio
+// thread with a raw futex call.
 
 // handoffWait is how long a period waits for Go before it plays silence: half a period,
 // so the device still has its other period's worth of margin.
@@ -174,26 +181,35 @@ func installHandoff(dev *malgo.Device, kind malgo.DeviceType, io *atomic.Pointer
 	if c == nil {
 		return nil
 	}
-	if C.handoffInstall(*raw, c, C.int32_t(kind), C.uint32_t(dev.SampleRate())) != 0 {
-		C.close(c.wake)
+	wake := os.NewFile(uintptr(c.wake), "audio-periods")
+	conn, err := wake.SyscallConn()
+	if err != nil || C.handoffInstall(*raw, c, C.int32_t(kind), C.uint32_t(dev.SampleRate())) != 0 {
+		_ = wake.Close()
 		C.handoffFree(c)
 		return nil
 	}
-	h := &audioHandoff{c: c, wake: os.NewFile(uintptr(c.wake), "audio-periods"), stopped: make(chan struct{})}
-	go h.serve(io)
+	h := &audioHandoff{c: c, wake: wake, stopped: make(chan struct{})}
+	go h.serve(conn, io)
 	return h
 }
 
+const (
+	handoffIdle    = C.handoffIdle
+	handoffPending = C.handoffPending
+	handoffTaken   = C.handoffTaken
+)
+
 // serve runs each period the audio thread hands over, until close.
-func (h *audioHandoff) serve(io *atomic.Pointer[frameIO]) {
+func (h *audioHandoff) serve(conn syscall.RawConn, io *atomic.Pointer[frameIO]) {
 	defer close(h.stopped)
-	var count [8]byte
+	state := (*atomic.Int32)(unsafe.Pointer(&h.c.state))
+	done := (*atomic.Uint32)(unsafe.Pointer(&h.c.done))
+	take := func(uintptr) bool { return state.CompareAndSwap(handoffPending, handoffTaken) }
 	for {
-		if _, err := h.wake.Read(count[:]); err != nil {
+		// Parks until the eventfd is written, unless a period waits already; a period
+		// that gave up waiting meanwhile is back to idle and is not taken.
+		if conn.Read(take) != nil {
 			return
-		}
-		if C.handoffTake(h.c) == 0 {
-			continue // the period gave up waiting
 		}
 		n := int(h.c.frames)
 		out := int16sAt(h.c.out, n)
@@ -203,8 +219,15 @@ func (h *audioHandoff) serve(io *atomic.Pointer[frameIO]) {
 		} else {
 			clear(out)
 		}
-		C.handoffDone(h.c)
+		state.Store(handoffIdle)
+		done.Store(1)
+		futexWake(&h.c.done)
 	}
+}
+
+// futexWake wakes the audio thread waiting on word.
+func futexWake(word *C.uint32_t) {
+	syscall.RawSyscall6(syscall.SYS_FUTEX, uintptr(unsafe.Pointer(word)), C.FUTEX_WAKE_PRIVATE, 1, 0, 0, 0)
 }
 
 // int16sAt views n samples of C memory (nil for none).

@@ -50,6 +50,8 @@ type dtmfState struct {
 // 20 ms clock and a receiver that records what arrives.
 type stream struct {
 	conn  *net.UDPConn
+	rx    *rtpReader // the receive loop's
+	tx    *rtpWriter // the send loop's
 	local netip.AddrPort
 	log   *slog.Logger
 	limit int // samples kept in the recording; 0 keeps all
@@ -108,8 +110,20 @@ func newStreamAt(ip netip.Addr, dev *phoneAudio, log *slog.Logger, codec media.C
 	if err != nil {
 		return nil, err
 	}
+	rx, err := newRTPReader(conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	tx, err := newRTPWriter(conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
 	s := &stream{
 		conn:    conn,
+		rx:      rx,
+		tx:      tx,
 		local:   netip.AddrPortFrom(ip, conn.LocalAddr().(*net.UDPAddr).AddrPort().Port()),
 		log:     log,
 		limit:   int(limit / (time.Second / media.SampleRate)),
@@ -400,7 +414,7 @@ func (s *stream) sendFrame(x *sender, captured bool) bool {
 		}
 		pkt = ct
 	}
-	if _, err := s.conn.WriteToUDPAddrPort(pkt, remote); err != nil {
+	if err := s.tx.writeTo(pkt, remote); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return false
 		}
@@ -424,7 +438,7 @@ func (s *stream) recvLoop() {
 	dec := make([]byte, 2048)
 	pcm := make([]int16, len(buf))
 	for {
-		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		n, from, err := s.rx.readFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
