@@ -80,6 +80,7 @@ type phoneAudio struct {
 
 	mu      sync.Mutex
 	streams []*streamAudio
+	ready   []*streamAudio // capture's: streams with a frame to send
 }
 
 // idle pauses a Pauser device while no stream uses it.
@@ -123,11 +124,22 @@ func (a *phoneAudio) remove(s *streamAudio) {
 	}
 }
 
+// capture hands what the microphone took to every call, and each call sends the frames
+// it completes: right away, on the device's goroutine, outside mu (a send takes the
+// stream's locks).
 func (a *phoneAudio) capture(pcm []int16) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	ready := a.ready[:0]
 	for _, s := range a.streams {
-		s.pushCapture(pcm)
+		if s.pushCapture(pcm) {
+			ready = append(ready, s)
+		}
+	}
+	a.ready = ready
+	a.mu.Unlock()
+	for i, s := range ready {
+		s.send()
+		ready[i] = nil
 	}
 }
 
@@ -145,9 +157,10 @@ func (a *phoneAudio) playback(pcm []int16) {
 type streamAudio struct {
 	mu   sync.Mutex
 	ring media.SampleRing
-	// ready has a value while a whole frame waits: the send loop sends it at once
-	// rather than on a clock of its own, which would add up to a frame of delay.
-	ready chan struct{}
+	// send sends the frames waiting in ring (the stream's sendCaptured): at once, as
+	// they complete, rather than on a clock of the stream's own, which would add up to
+	// a frame of delay.
+	send func()
 
 	jb      *media.JitterBuffer
 	rxCodec media.Codec
@@ -170,20 +183,16 @@ type streamAudio struct {
 }
 
 func newStreamAudio() *streamAudio {
-	return &streamAudio{jb: media.NewJitterBuffer(playoutJitter), ready: make(chan struct{}, 1),
+	return &streamAudio{jb: media.NewJitterBuffer(playoutJitter), send: func() {},
 		epoch: time.Now(), window: trimFrames, ring: media.NewSampleRing(captureFrames * media.FrameSamples)}
 }
 
-func (s *streamAudio) pushCapture(pcm []int16) {
+// pushCapture queues what the microphone took and reports whether a whole frame waits.
+func (s *streamAudio) pushCapture(pcm []int16) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ring.Push(pcm, false)
-	if s.ring.Len() >= media.FrameSamples {
-		select {
-		case s.ready <- struct{}{}:
-		default:
-		}
-	}
+	return s.ring.Len() >= media.FrameSamples
 }
 
 // takeFrame fills frame with the oldest captured audio and reports true, or reports

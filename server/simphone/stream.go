@@ -61,6 +61,15 @@ type stream struct {
 	audio   *streamAudio
 	onClose func() // detaches audio from the device
 
+	// captured is the sender's state with a sound card, shared by the send loop (while
+	// the device stalls) and the device's goroutine (sendCaptured).
+	captured struct {
+		mu    sync.Mutex
+		x     *sender     // nil until the send loop starts, and once it ends
+		stall *time.Timer // the send loop's: no frame for stallAfter
+		last  time.Time   // when a captured frame last went out
+	}
+
 	mu      sync.Mutex
 	remote  netip.AddrPort
 	codec   media.Codec
@@ -139,6 +148,7 @@ func newStreamAt(ip netip.Addr, dev *phoneAudio, log *slog.Logger, codec media.C
 	if dev != nil {
 		sa := newStreamAudio()
 		s.audio = sa
+		sa.send = s.sendCaptured
 		s.onClose = func() { dev.remove(sa) }
 		dev.add(sa)
 	}
@@ -277,8 +287,8 @@ func (s *stream) setMuted(m bool) {
 const stallAfter = 3 * media.FrameDuration
 
 // sendLoop sends a frame every 20 ms: the tone on its own clock, or, with a sound card,
-// each captured frame as soon as it is complete (silence on its own clock while the
-// device stalls).
+// silence on its own clock while the device stalls (each captured frame goes out from
+// the device's goroutine as soon as it is complete: sendCaptured).
 func (s *stream) sendLoop() {
 	defer s.wg.Done()
 	x := &sender{
@@ -305,25 +315,64 @@ func (s *stream) sendLoop() {
 			}
 		}
 	}
-	stall := time.NewTimer(stallAfter)
-	defer stall.Stop()
+	c := &s.captured
+	c.mu.Lock()
+	c.x = x
+	c.stall = time.NewTimer(stallAfter)
+	c.last = time.Now()
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.x = nil
+		c.stall.Stop()
+		c.mu.Unlock()
+	}()
+	s.sendCaptured() // what the device took before sending started
 	for {
 		select {
 		case <-s.stop:
 			return
-		case <-s.audio.ready:
-			for s.audio.takeFrame(x.pcm) {
-				if !s.sendFrame(x, true) {
-					return
-				}
-			}
-			stall.Reset(stallAfter)
-		case <-stall.C:
-			if !s.sendFrame(x, false) {
-				return
-			}
-			stall.Reset(media.FrameDuration)
+		case <-c.stall.C:
 		}
+		c.mu.Lock()
+		if c.x == nil {
+			c.mu.Unlock()
+			return // the socket closed under sendCaptured
+		}
+		if since := time.Since(c.last); since < stallAfter {
+			c.stall.Reset(stallAfter - since) // a frame went out meanwhile
+			c.mu.Unlock()
+			continue
+		}
+		ok := s.sendFrame(x, false)
+		c.stall.Reset(media.FrameDuration)
+		c.mu.Unlock()
+		if !ok {
+			return
+		}
+	}
+}
+
+// sendCaptured sends the frames the sound card completed, on the device's goroutine:
+// handing them to the send loop cost a goroutine wake-up (and a thread's) per frame.
+func (s *stream) sendCaptured() {
+	c := &s.captured
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.x == nil {
+		return // not sending (yet, or any more): the device's ring keeps the latest frames
+	}
+	sent := false
+	for s.audio.takeFrame(c.x.pcm) {
+		if !s.sendFrame(c.x, true) {
+			c.x = nil
+			return
+		}
+		sent = true
+	}
+	if sent {
+		c.last = time.Now()
+		c.stall.Reset(stallAfter)
 	}
 }
 
