@@ -112,21 +112,28 @@ for _ in $(seq "$REPEAT"); do sample idle; done
 # The demo's customers talk 3–3.6 min, then call again 4 s later. Sam (team red) sees
 # alice's call. Monitor a call young enough to outlast the samples.
 need=$((REPEAT * SPAN + SETTLE + 15))
-young_call() {
+young_calls() {
 	api /api/calls | jq -e --argjson need "$need" \
 		'[.[] | select(.state == "talking" and .monitorable and .answered_at != null)
-		 | select((now - (.answered_at | sub("\\.[0-9]+"; "") | fromdateiso8601)) < (180 - $need))] | length > 0'
+		 | select((now - (.answered_at | sub("\\.[0-9]+"; "") | fromdateiso8601)) < (180 - $need))]'
 }
+young_call() { young_calls | jq -e 'length > 0'; }
 if ! young_call >/dev/null; then
 	echo "waiting for a fresh call (up to 4 min)…"
 	wait_for 240 young_call || { echo "perf-softphone: no call to monitor" >&2; exit 1; }
 fi
-call=$(api /api/calls | jq -r '[.[] | select(.state == "talking")][0].id')
+call=$(young_calls | jq -r '.[0].id')
 
-# Press Monitor Call on the first row: the main window is centred (980×620 on 1024×700),
-# the button sits at the right of the first row.
+# Press that call's Monitor Call, as a user would. The main window is centred (980×620 on
+# 1024×700); the dashboard lists active calls oldest first, a phone call's row 99 pixels
+# apart and a live call's (a line more) 139, and the button sits at the right of its row,
+# 42 pixels below the top of a phone call's row (the first row's top is at y=154).
+y=$(api /api/calls | jq --arg id "$call" '
+	[.[] | select(.state != "ended")] | sort_by(.started_at | sub("\\.[0-9]+"; "") | fromdateiso8601)
+	| (map(.id) | index($id)) as $i
+	| 154 + 42 + ([.[:$i][] | if .kind == "live" then 139 else 99 end] | add // 0)')
 eval "$(xdotool search --name "Ringside.*sam" getwindowgeometry --shell | sed 's/^/GEOM_/')"
-xdotool mousemove $((GEOM_X + 812)) $((GEOM_Y + 196))
+xdotool mousemove $((GEOM_X + 812)) $((GEOM_Y + y))
 sleep 0.3
 xdotool click 1
 wait_for 20 has_window "^Monitoring " || { echo "perf-softphone: Monitor Call did not open the window" >&2; exit 1; }
