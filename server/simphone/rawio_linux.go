@@ -15,7 +15,8 @@ import (
 // callbacks (RawConn): Go's ordinary socket calls enter the runtime's syscall path, and
 // each entry wakes a sleeping sysmon, which then polls every 20 µs for a while. At 50
 // packets a second each way that was a good share of a monitoring softphone's CPU. The
-// socket is non-blocking, so neither call can block.
+// socket is non-blocking, so neither call can block: a read waits in the netpoller, a
+// send that finds the buffer full fails.
 
 // rtpReader receives a stream's packets; one goroutine uses it.
 type rtpReader struct {
@@ -152,12 +153,11 @@ func (w *rtpWriter) send(fd uintptr) bool {
 	for {
 		_, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(p), uintptr(len(w.pkt)),
 			syscall.MSG_DONTWAIT, uintptr(unsafe.Pointer(&w.sa)), uintptr(w.salen))
-		switch e {
-		case syscall.EINTR:
+		if e == syscall.EINTR {
 			continue
-		case syscall.EAGAIN:
-			return false // the socket's buffer is full: wait until it drains
 		}
+		// A full send buffer (EAGAIN) drops the packet rather than wait: the sound
+		// card's goroutine sends, and a frame late is a frame lost anyway.
 		w.errno = e
 		return true
 	}
