@@ -33,6 +33,9 @@ var (
 	sleeping atomic.Bool
 )
 
+// framePeriod is the least time between two frames: 60 a second, as upstream.
+const framePeriod = time.Second / 60
+
 // idleWait bounds one sleep of the event loop: a change that reaches no wake-up
 // (a canvas marked dirty off the main thread, an animation started from a goroutine)
 // is drawn at most this late, and the render caches are still kept alive.
@@ -157,9 +160,10 @@ func (d *gLDriver) runGL() {
 		<-d.done
 		postEmptyEvent() // Quit from any goroutine ends the wait
 	}()
-	eventTick := time.NewTicker(time.Second / 60)
+	eventTick := time.NewTicker(framePeriod)
 	eventTick.Stop()
 	ticking := false
+	var lastFrame time.Time
 	for {
 		if !ticking && queued.Load() == 0 {
 			if !d.needsFrame() {
@@ -171,12 +175,22 @@ func (d *gLDriver) runGL() {
 				}
 				sleeping.Store(false)
 			}
-			// The events just polled may have changed something: draw it at the next
-			// tick, as upstream would (changes coming together share one repaint), and
-			// keep the 60 Hz pace while it lasts.
+			// The events just polled, or the functions run, changed something: draw it
+			// now, every function queued so far having run (changes posted together
+			// share one repaint), unless a frame was drawn less than a tick ago; keep
+			// the 60 Hz pace while changes go on (an animation, a drag).
 			if d.needsFrame() {
-				eventTick.Reset(time.Second / 60)
-				ticking = true
+				if wait := framePeriod - time.Since(lastFrame); wait > 0 {
+					eventTick.Reset(wait)
+					ticking = true
+					continue
+				}
+				d.frame()
+				lastFrame = time.Now()
+				if d.needsFrame() {
+					eventTick.Reset(framePeriod)
+					ticking = true
+				}
 			} else {
 				d.keepCachesAlive()
 			}
@@ -222,6 +236,13 @@ func (d *gLDriver) runGL() {
 				continue
 			}
 			d.frame()
+			lastFrame = time.Now()
+			if !d.needsFrame() {
+				eventTick.Stop() // nothing more to draw: back to sleep without a tick to find that
+				ticking = false
+			} else {
+				eventTick.Reset(framePeriod)
+			}
 		}
 	}
 }
