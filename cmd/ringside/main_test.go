@@ -13,7 +13,8 @@ import (
 
 // TestDemoWindowUnderXvfb starts the real program (--demo) on a virtual X display, takes
 // a screenshot, and checks the window drew something: more than a handful of colours.
-// Set RINGSIDE_SCREENSHOT=path to keep the screenshot.
+// Both it and a second softphone showing only its sign-in window (an idle event loop)
+// must end within seconds of a signal. Set RINGSIDE_SCREENSHOT=path to keep the screenshot.
 func TestDemoWindowUnderXvfb(t *testing.T) {
 	for _, tool := range []string{"xvfb-run", "import"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -33,11 +34,16 @@ func TestDemoWindowUnderXvfb(t *testing.T) {
 	}
 
 	shot := filepath.Join(dir, "shot.png")
-	script := `"$BIN" --demo 2>"$DIR/ringside.log" & pid=$!
+	script := `ends() { # pid signal: the program exits within 10 s of the signal
+	kill -$2 $1
+	for _ in $(seq 100); do kill -0 $1 2>/dev/null || { wait $1; return; }; sleep 0.1; done
+	echo "ringside still running 10 s after SIG$2" >&2; kill -9 $1; return 1
+}
+"$BIN" --demo 2>"$DIR/ringside.log" & pid=$!
+HOME="$DIR/signin" XDG_CONFIG_HOME="$DIR/signin/config" "$BIN" 2>"$DIR/signin.log" & signin=$!
 sleep 9
 import -window root "$SHOT"
-kill -INT $pid
-wait $pid`
+ends $signin TERM && ends $pid INT`
 	cmd := exec.CommandContext(ctx, "xvfb-run", "-a", "-s", "-screen 0 1024x700x24", "sh", "-c", script)
 	cmd.Env = append(os.Environ(), "BIN="+bin, "DIR="+dir, "SHOT="+shot, "LANG=en_US.UTF-8",
 		"HOME="+dir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))

@@ -165,7 +165,8 @@ func (d *gLDriver) runGL() {
 	ticking := false
 	var lastFrame time.Time
 	for {
-		if !ticking && queued.Load() == 0 {
+		// Once Quit has closed done, only the select below ends the loop.
+		if !ticking && queued.Load() == 0 && !d.isDone() {
 			if !d.needsFrame() {
 				sleeping.Store(true)
 				if queued.Load() == 0 && !d.isDone() {
