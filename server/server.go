@@ -221,3 +221,6 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // Store gives tools and tests the store of a running server.
 func (s *Server) Store() store.Store { return s.store }
+
+// TakeTicks reports what the room clock's polls did since its last call.
+func (s *Server) TakeTicks() metrics.TickStats { return s.metrics.TakeTicks() }

@@ -65,10 +65,16 @@ type benchResult struct {
 	ServerCPUPct        *float64 `json:"server_cpu_pct"`          // % of one core
 	ServerCPUPerCallPct *float64 `json:"server_cpu_per_call_pct"` // % of one core per concurrent call
 	GeneratorCPUPct     float64  `json:"generator_cpu_pct"`
-	RSSPerCallKB        *float64 `json:"rss_per_call_kb"`
-	ServerRSSMB         *float64 `json:"server_rss_mb"`
-	Capacity            *int     `json:"capacity,omitempty"`
-	Steps               []step   `json:"steps,omitempty"`
+	// In-process: the server's room clock over the window. A poll that starts late sends
+	// its frames late; late frames without late polls were delayed elsewhere (the
+	// generator, the kernel).
+	ServerPolls        *uint64  `json:"server_polls,omitempty"`
+	ServerLatePolls    *uint64  `json:"server_late_polls,omitempty"`
+	ServerPollLagMaxMs *float64 `json:"server_poll_lag_ms_max,omitempty"`
+	RSSPerCallKB       *float64 `json:"rss_per_call_kb"`
+	ServerRSSMB        *float64 `json:"server_rss_mb"`
+	Capacity           *int     `json:"capacity,omitempty"`
+	Steps              []step   `json:"steps,omitempty"`
 }
 
 // step is one run of --find-capacity.
@@ -301,6 +307,9 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 			out.HostLoad1m = loadAverage()
 			srv0, _ = cpuSeconds(b.pid)
 			gen0, _ = cpuSeconds(gen)
+			if b.srv != nil {
+				b.srv.TakeTicks()
+			}
 			if b.f.cpuProfile != "" && b.srv != nil && !profileStarted {
 				if profileFile, err = os.Create(b.f.cpuProfile); err == nil && pprof.StartCPUProfile(profileFile) == nil {
 					profiling = true
@@ -312,6 +321,11 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 			srv1, _ = cpuSeconds(b.pid)
 			gen1, _ = cpuSeconds(gen)
 			rss1, _ = rssBytes(b.pid)
+			if b.srv != nil {
+				t := b.srv.TakeTicks()
+				lag := round3(t.MaxLag.Seconds() * 1000)
+				out.ServerPolls, out.ServerLatePolls, out.ServerPollLagMaxMs = &t.Polls, &t.Late, &lag
+			}
 			if profiling {
 				pprof.StopCPUProfile()
 				profiling = false

@@ -10,6 +10,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,21 @@ type Metrics struct {
 	tickTook     prometheus.Histogram
 	lateTicks    prometheus.Counter
 	authFailures *prometheus.CounterVec
+
+	// For TakeTicks (the bench): the same polls, counted without Prometheus.
+	polls, latePolls atomic.Uint64
+	maxLag           atomic.Int64 // ns, since the last TakeTicks
+}
+
+// TickStats is what the room clock's polls did since the last TakeTicks.
+type TickStats struct {
+	Polls, Late uint64        // polls, and those that started more than LateTick late
+	MaxLag      time.Duration // the latest start
+}
+
+// TakeTicks reports the polls since its last call (or since New).
+func (m *Metrics) TakeTicks() TickStats {
+	return TickStats{Polls: m.polls.Swap(0), Late: m.latePolls.Swap(0), MaxLag: time.Duration(m.maxLag.Swap(0))}
 }
 
 // New registers every collector on a new registry. stats is asked for a snapshot at each
@@ -74,8 +90,16 @@ func (m *Metrics) ObserveTick(lag, took time.Duration) {
 	lag = max(lag, 0)
 	m.tickLag.Observe(lag.Seconds())
 	m.tickTook.Observe(took.Seconds())
+	m.polls.Add(1)
 	if lag > LateTick {
 		m.lateTicks.Inc()
+		m.latePolls.Add(1)
+	}
+	for {
+		old := m.maxLag.Load()
+		if int64(lag) <= old || m.maxLag.CompareAndSwap(old, int64(lag)) {
+			break
+		}
 	}
 }
 
