@@ -287,28 +287,24 @@ func (p *painter) drawRoundedSplit(program ProgramState, bounds [4]float32, fram
 	f = quad(f, xa1, ym1, xa2, ya1) // above it, between the corners
 	f = quad(f, xa1, ya2, xa2, ym2) // below it
 	flatVerts = f
-	if flat, ok := p.flatProgram(); ok {
-		p.ctx.UseProgram(flat.ref)
-		p.updateBuffer(flat.buff, f)
-		p.UpdateVertexArray(flat, "vert", 2, 4, 0)
-		p.UpdateVertexArray(flat, "normal", 2, 4, 2)
-		p.SetUniform4f(flat, "color", fill[0], fill[1], fill[2], fill[3])
-		p.logError()
-		p.ctx.DrawArrays(triangles, 0, len(f)/4)
-		p.logError()
-		return true
+	flat, ok := p.flatProgram()
+	if !ok {
+		flat = p.rectangleProgram
 	}
-	flat := p.rectangleProgram
 	p.ctx.UseProgram(flat.ref)
 	p.updateBuffer(flat.buff, f)
 	p.UpdateVertexArray(flat, "vert", 2, 4, 0)
 	p.UpdateVertexArray(flat, "normal", 2, 4, 2)
-	fw, fh := p.scaleFrameSize(frame)
-	p.SetUniform2f(flat, "frame_size", fw, fh)
-	p.SetUniform4f(flat, "rect_coords", x1s+margin, x2s-margin, y1s+margin, y2s-margin)
-	p.SetUniform1f(flat, "stroke_width", 0)
-	p.SetUniform4f(flat, "fill_color", fill[0], fill[1], fill[2], fill[3])
-	p.SetUniform4f(flat, "stroke_color", fill[0], fill[1], fill[2], fill[3])
+	if ok {
+		p.SetUniform4f(flat, "color", fill[0], fill[1], fill[2], fill[3])
+	} else {
+		fw, fh := p.scaleFrameSize(frame)
+		p.SetUniform2f(flat, "frame_size", fw, fh)
+		p.SetUniform4f(flat, "rect_coords", x1s+margin, x2s-margin, y1s+margin, y2s-margin)
+		p.SetUniform1f(flat, "stroke_width", 0)
+		p.SetUniform4f(flat, "fill_color", fill[0], fill[1], fill[2], fill[3])
+		p.SetUniform4f(flat, "stroke_color", fill[0], fill[1], fill[2], fill[3])
+	}
 	p.logError()
 	p.ctx.DrawArrays(triangles, 0, len(f)/4)
 	p.logError()
