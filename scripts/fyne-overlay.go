@@ -5,7 +5,7 @@
 // needed; see its README), and prints the file's path. Run from the repository root:
 //
 //	go run scripts/fyne-overlay.go [-o bin/fyne-overlay.json]
-//	go build -overlay=bin/fyne-overlay.json -tags no_emoji -o bin/ringside ./cmd/ringside
+//	go build -overlay=bin/fyne-overlay.json -tags no_emoji,migrated_fynedo -o bin/ringside ./cmd/ringside
 //
 // Go refuses overlays of files inside the module cache, so the overlay shows the build a
 // Fyne module at bin/fyne-overlay/fyne (directories only on disk: cgo needs them; every

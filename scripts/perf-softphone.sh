@@ -18,7 +18,7 @@
 # (PERF_FLOOR=0 skips it).
 #
 #   scripts/perf-softphone.sh                 # PERF_WINDOW=30 PERF_REPEAT=3 PERF_SETTLE=10
-#   PERF_TAGS= scripts/perf-softphone.sh      # build tags for bin/ringside (default no_emoji, as make build)
+#   PERF_TAGS= scripts/perf-softphone.sh      # build tags for bin/ringside (default no_emoji,migrated_fynedo, as make build)
 #   PERF_OVERLAY=0 scripts/perf-softphone.sh  # stock Fyne (default: patched by third_party/fyne-patches, as make build)
 #   RINGSIDE_PPROF=127.0.0.1:6061 scripts/perf-softphone.sh   # and profile it meanwhile:
 #   go tool pprof -seconds 30 http://127.0.0.1:6061/debug/pprof/profile
@@ -30,7 +30,7 @@ cd "$(dirname "$0")/.."
 SPAN=${PERF_WINDOW:-30}
 REPEAT=${PERF_REPEAT:-3}
 SETTLE=${PERF_SETTLE:-10}
-PERF_TAGS=${PERF_TAGS-no_emoji}
+PERF_TAGS=${PERF_TAGS-no_emoji,migrated_fynedo}
 
 if [ -z "${PERF_INNER:-}" ]; then
 	for tool in go xvfb-run xdotool curl jq; do
