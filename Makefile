@@ -18,8 +18,9 @@ AUDIO_LIB := libasound.so.2
 # (about 23 MB resident); the softphone shows no emoji, and a system emoji font still works.
 # migrated_fynedo is what `fyne build` and `fyne package` add for FyneApp.toml's
 # [Migrations] fyneDo: the UI touches widgets only on Fyne's goroutine (fyne.Do), so Fyne
-# need not check it on every refresh (a runtime.Stack each: 6 % of the UI thread's time
-# while the monitoring window's meters move). Tests build without it and keep the checks.
+# need not check it on every refresh (a runtime.Stack each: 6 % of the UI thread's samples
+# while the monitoring window's meters move, too little to show in the process's total).
+# Tests build without it and keep the checks.
 SOFTPHONE_TAGS ?= no_emoji,migrated_fynedo
 
 # The softphone builds with two Fyne patches (third_party/fyne-patches: the GLFW loop
