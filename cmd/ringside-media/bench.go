@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,7 @@ type benchFlags struct {
 	findCapacity bool
 	maxCalls     int
 	cpuProfile   string
+	execTrace    string
 	genProfile   string
 	logLevel     string
 	rtpMux       bool
@@ -110,6 +112,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.LegsPerGroup, "legs-per-group", f.LegsPerGroup, "generator legs per goroutine and socket")
 	fs.IntVar(&f.SetupConcurrency, "setup-concurrency", f.SetupConcurrency, "calls set up at once")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "in-process: write the server's CPU profile over the window to this file")
+	fs.StringVar(&f.execTrace, "trace", "", "in-process: write the server's execution trace over the window to this file (go tool trace; -pprof=sched shows who waited for a thread)")
 	fs.StringVar(&f.genProfile, "generator-cpuprofile", "", "write the load generator's CPU profile over the window to this file")
 	fs.StringVar(&f.logLevel, "log-level", "error", "in-process server's log level (to stderr)")
 	fs.BoolVar(&f.rtpMux, "rtp-mux", server.DefaultConfig().RTPMux, "in-process server: RTP on shared sockets per clock shard (serve --rtp-mux); false: a socket per leg")
@@ -120,8 +123,8 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	if f.Calls <= 0 || f.Monitored < 0 || f.Monitored > f.Calls {
 		return usageError{fmt.Errorf("bench: want --calls > 0 and 0 <= --monitored <= --calls")}
 	}
-	if f.target != "" && f.cpuProfile != "" {
-		return usageError{errors.New("bench: --cpuprofile profiles the in-process server; drop --target")}
+	if f.target != "" && (f.cpuProfile != "" || f.execTrace != "") {
+		return usageError{errors.New("bench: --cpuprofile and --trace look into the in-process server; drop --target")}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
@@ -293,6 +296,8 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 		profiling      bool
 		profileFile    *os.File
 		profileStarted bool
+		traceFile      *os.File
+		tracing        bool
 	)
 	sc := bufio.NewScanner(pipe)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -316,6 +321,11 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 				}
 				profileStarted = true
 			}
+			if b.f.execTrace != "" && b.srv != nil && traceFile == nil {
+				if traceFile, err = os.Create(b.f.execTrace); err == nil && trace.Start(traceFile) == nil {
+					tracing = true
+				}
+			}
 		case loadgen.WindowEnd:
 			t1 = time.Now()
 			srv1, _ = cpuSeconds(b.pid)
@@ -330,6 +340,10 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 				pprof.StopCPUProfile()
 				profiling = false
 			}
+			if tracing {
+				trace.Stop()
+				tracing = false
+			}
 		}
 		if msg.Result != nil {
 			result = msg.Result
@@ -343,6 +357,12 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 	}
 	if profileFile != nil {
 		profileFile.Close()
+	}
+	if tracing {
+		trace.Stop()
+	}
+	if traceFile != nil {
+		traceFile.Close()
 	}
 	waitErr := cmd.Wait()
 	if result == nil {
