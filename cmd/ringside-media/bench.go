@@ -42,6 +42,7 @@ type benchFlags struct {
 	target       string
 	serverPID    int
 	findCapacity bool
+	compare      bool
 	maxCalls     int
 	cpuProfile   string
 	execTrace    string
@@ -77,6 +78,33 @@ type benchResult struct {
 	ServerRSSMB        *float64 `json:"server_rss_mb"`
 	Capacity           *int     `json:"capacity,omitempty"`
 	Steps              []step   `json:"steps,omitempty"`
+	Compare            []load   `json:"compare,omitempty"`
+}
+
+// load is one load of --compare: the same number of calls relayed and whispered, one
+// run after the other on the same server.
+type load struct {
+	Calls     int      `json:"calls"`
+	Relayed   cost     `json:"relayed"`
+	Whispered cost     `json:"whispered"`
+	CPURatio  *float64 `json:"whispered_cpu_ratio"` // server CPU per whispered call over per relayed call
+}
+
+// cost is what one run of --compare measured.
+type cost struct {
+	ServerCPUPerCallPct *float64 `json:"server_cpu_per_call_pct"`
+	RSSPerCallKB        *float64 `json:"rss_per_call_kb"`
+	PPSIn               float64  `json:"pps_in"`
+	PPSOut              float64  `json:"pps_out"`
+	LateFrameRatio      float64  `json:"late_frame_ratio"`
+	AddedLatencyP99Ms   float64  `json:"added_latency_ms_p99"`
+	LostOrLeaked        int      `json:"lost_or_leaked"`
+	SetupFailed         int      `json:"setup_failed"`
+}
+
+func costOf(r benchResult) cost {
+	return cost{ServerCPUPerCallPct: r.ServerCPUPerCallPct, RSSPerCallKB: r.RSSPerCallKB, PPSIn: r.PPSIn, PPSOut: r.PPSOut,
+		LateFrameRatio: r.LateFrameRatio, AddedLatencyP99Ms: r.LatencyP99Ms, LostOrLeaked: r.LostOrLeaked, SetupFailed: r.SetupFailed}
 }
 
 // step is one run of --find-capacity.
@@ -105,6 +133,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.target, "target", "", "SIP address of a running ringside-media (default: start one in-process)")
 	fs.IntVar(&f.serverPID, "server-pid", 0, "with --target: the server's process id, to measure its CPU and memory")
 	fs.BoolVar(&f.findCapacity, "find-capacity", false, "raise --calls until more than 0.1% of frames are late; report the highest that held")
+	fs.BoolVar(&f.compare, "compare", false, "run 10 calls up to --calls (or the capacity found) twice each, all relayed and all whispered, and compare what a call costs")
 	fs.IntVar(&f.maxCalls, "max-calls", 3000, "with --find-capacity: stop here")
 	fs.IntVar(&f.AgentBase, "agent-base", f.AgentBase, "extension of the first agent")
 	fs.IntVar(&f.SupervisorBase, "supervisor-base", f.SupervisorBase, "extension of the first supervisor")
@@ -162,7 +191,9 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 
 	var out benchResult
-	if !f.findCapacity {
+	if f.compare && !f.findCapacity {
+		// The top load's whispered run is the result.
+	} else if !f.findCapacity {
 		r, err := b.step(ctx, f.Calls, f.Monitored)
 		if err != nil {
 			return err
@@ -201,12 +232,79 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		}
 		out.Capacity, out.Steps = &capacity, steps
 	}
+	if f.compare {
+		top := f.Calls
+		if out.Capacity != nil {
+			top = *out.Capacity
+		}
+		if top <= 0 {
+			return errors.New("bench: --compare: no load held, so there is nothing to compare up to")
+		}
+		loads, whispered, err := b.compare(ctx, top)
+		if err != nil {
+			return err
+		}
+		if !f.findCapacity {
+			out = whispered
+		}
+		out.Compare = loads
+	}
 	line, err := json.Marshal(out)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\n", line)
 	return nil
+}
+
+// compare runs every load of compareLoads(top) twice, all calls relayed and then all
+// whispered, and returns the loads and the top load's whispered run.
+func (b *bencher) compare(ctx context.Context, top int) ([]load, benchResult, error) {
+	var loads []load
+	var last benchResult
+	fmt.Fprintf(b.stderr, "bench: %6s  %-30s  %-30s  %s\n", "calls", "relayed: %cpu/call late p99", "whispered: %cpu/call late p99", "cpu ratio")
+	for _, n := range compareLoads(top) {
+		var runs [2]benchResult
+		for i, m := range []int{0, n} {
+			time.Sleep(time.Second) // let the server finish the last calls' history
+			r, err := b.step(ctx, n, m)
+			if err != nil {
+				return nil, last, fmt.Errorf("bench: --compare at %d calls (%d whispered): %w", n, m, err)
+			}
+			runs[i] = r
+		}
+		l := load{Calls: n, Relayed: costOf(runs[0]), Whispered: costOf(runs[1])}
+		ratio := "-"
+		if a, w := l.Relayed.ServerCPUPerCallPct, l.Whispered.ServerCPUPerCallPct; a != nil && w != nil && *a > 0 {
+			r := round3(*w / *a)
+			l.CPURatio, ratio = &r, fmt.Sprintf("%.2f", r)
+		}
+		fmt.Fprintf(b.stderr, "bench: %6d  %-30s  %-30s  %s\n", n, l.Relayed, l.Whispered, ratio)
+		loads, last = append(loads, l), runs[1]
+	}
+	return loads, last, nil
+}
+
+// compareLoads is 10, 25, 50, 100, 250, … below top, then top.
+func compareLoads(top int) []int {
+	var loads []int
+	for decade := 10; decade < top; decade *= 10 {
+		for _, n := range []int{decade, decade * 5 / 2, decade * 5} {
+			if n < top {
+				loads = append(loads, n)
+			}
+		}
+	}
+	return append(loads, top)
+}
+
+// String is a row of the --compare table on stderr.
+func (c cost) String() string {
+	cpu := "-"
+	if c.ServerCPUPerCallPct != nil {
+		cpu = fmt.Sprintf("%.3f", *c.ServerCPUPerCallPct)
+	}
+	return fmt.Sprintf("%s  %.3f%%  %.1f ms", cpu, 100*c.LateFrameRatio, c.AddedLatencyP99Ms)
 }
 
 // nextCapacityStep grows by a quarter, in tens.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -64,5 +65,63 @@ func TestBenchSmallRun(t *testing.T) {
 	}
 	if num("server_cpu_per_call_pct") < 0 || num("generator_cpu_pct") < 0 || num("setup_calls_per_s") <= 0 {
 		t.Errorf("cpu per call %v, generator cpu %v, setup %v/s", got["server_cpu_per_call_pct"], got["generator_cpu_pct"], got["setup_calls_per_s"])
+	}
+}
+
+// TestBenchCompare runs --compare at 3 calls: the same load relayed, then whispered, on one
+// server; the whispered run carries the supervisors' legs too, and is the result.
+func TestBenchCompare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real calls for a few seconds")
+	}
+	var out, errOut bytes.Buffer
+	if err := run([]string{"bench", "--calls", "3", "--compare", "--duration", "2s", "--warmup", "1s"}, &out, &errOut); err != nil {
+		t.Fatalf("bench --compare: %v\n%s", err, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var got benchResult
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("last line is not JSON: %v\n%s", err, lines[len(lines)-1])
+	}
+	if got.Calls != 3 || got.Monitored != 3 || got.MonitorsUp != 3 || len(got.Compare) != 1 {
+		t.Fatalf("calls %d, monitored %d (%d up), %d loads compared; want the whispered run of 3 calls and one load", got.Calls, got.Monitored, got.MonitorsUp, len(got.Compare))
+	}
+	l := got.Compare[0]
+	// Customer and agent legs both ways; whispered, a supervisor's leg too: 50 packets a second each.
+	for _, c := range []struct {
+		name string
+		cost cost
+		legs float64
+	}{{"relayed", l.Relayed, 6}, {"whispered", l.Whispered, 9}} {
+		if v := c.cost.PPSIn; v < c.legs*50*0.8 || v > c.legs*50*1.2 {
+			t.Errorf("%s: pps_in %.0f, want about %.0f", c.name, v, c.legs*50)
+		}
+		if c.cost.LostOrLeaked != 0 || c.cost.SetupFailed != 0 {
+			t.Errorf("%s: lost_or_leaked %d, setup_failed %d", c.name, c.cost.LostOrLeaked, c.cost.SetupFailed)
+		}
+		if c.cost.ServerCPUPerCallPct == nil {
+			t.Errorf("%s: no server CPU per call", c.name)
+		}
+	}
+	if l.CPURatio == nil || *l.CPURatio <= 0 {
+		t.Errorf("whispered_cpu_ratio = %v, want a ratio", l.CPURatio)
+	}
+	if !strings.Contains(errOut.String(), "whispered: %cpu/call") {
+		t.Errorf("no comparison table on stderr:\n%s", errOut.String())
+	}
+}
+
+func TestCompareLoads(t *testing.T) {
+	for top, want := range map[int]string{
+		3:    "[3]",
+		10:   "[10]",
+		12:   "[10 12]",
+		500:  "[10 25 50 100 250 500]",
+		1000: "[10 25 50 100 250 500 1000]",
+		1200: "[10 25 50 100 250 500 1000 1200]",
+	} {
+		if got := fmt.Sprint(compareLoads(top)); got != want {
+			t.Errorf("compareLoads(%d) = %s, want %s", top, got, want)
+		}
 	}
 }

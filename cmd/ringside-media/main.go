@@ -33,7 +33,7 @@ const usage = `usage:
   ringside-media user add NAME --ext EXT --password PW --role agent|supervisor|admin [--team T] --data DIR
   ringside-media user list --data DIR
   ringside-media setting set notify-agent-on-monitor true|false --data DIR
-  ringside-media bench --calls N [--monitored M] [--duration 30s] [--target ADDR] [--find-capacity]
+  ringside-media bench --calls N [--monitored M] [--duration 30s] [--target ADDR] [--find-capacity] [--compare]
 `
 
 func main() {
