@@ -43,6 +43,7 @@ type benchFlags struct {
 	serverPID    int
 	findCapacity bool
 	compare      bool
+	probeHost    bool
 	maxCalls     int
 	cpuProfile   string
 	execTrace    string
@@ -71,14 +72,15 @@ type benchResult struct {
 	// In-process: the server's room clock over the window. A poll that starts late sends
 	// its frames late; late frames without late polls were delayed elsewhere (the
 	// generator, the kernel).
-	ServerPolls        *uint64  `json:"server_polls,omitempty"`
-	ServerLatePolls    *uint64  `json:"server_late_polls,omitempty"`
-	ServerPollLagMaxMs *float64 `json:"server_poll_lag_ms_max,omitempty"`
-	RSSPerCallKB       *float64 `json:"rss_per_call_kb"`
-	ServerRSSMB        *float64 `json:"server_rss_mb"`
-	Capacity           *int     `json:"capacity,omitempty"`
-	Steps              []step   `json:"steps,omitempty"`
-	Compare            []load   `json:"compare,omitempty"`
+	ServerPolls        *uint64    `json:"server_polls,omitempty"`
+	ServerLatePolls    *uint64    `json:"server_late_polls,omitempty"`
+	ServerPollLagMaxMs *float64   `json:"server_poll_lag_ms_max,omitempty"`
+	RSSPerCallKB       *float64   `json:"rss_per_call_kb"`
+	ServerRSSMB        *float64   `json:"server_rss_mb"`
+	Capacity           *int       `json:"capacity,omitempty"`
+	Steps              []step     `json:"steps,omitempty"`
+	Compare            []load     `json:"compare,omitempty"`
+	HostProbe          *hostProbe `json:"host_probe,omitempty"`
 }
 
 // load is one load of --compare: the same number of calls relayed and whispered, one
@@ -120,6 +122,9 @@ type step struct {
 }
 
 func bench(args []string, stdout, stderr io.Writer) error {
+	if os.Getenv(benchProbeEnv) != "" {
+		return benchProbe(stdout)
+	}
 	if cfg := os.Getenv(benchGeneratorEnv); cfg != "" {
 		return benchGenerator(cfg, stdout, stderr)
 	}
@@ -134,6 +139,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.serverPID, "server-pid", 0, "with --target: the server's process id, to measure its CPU and memory")
 	fs.BoolVar(&f.findCapacity, "find-capacity", false, "raise --calls until more than 0.1% of frames are late; report the highest that held")
 	fs.BoolVar(&f.compare, "compare", false, "run 10 calls up to --calls (or the capacity found) twice each, all relayed and all whispered, and compare what a call costs")
+	fs.BoolVar(&f.probeHost, "probe-host", true, "over the window, measure how late a bare thread on each core wakes (host_probe), to tell the host's stalls from the server's")
 	fs.IntVar(&f.maxCalls, "max-calls", 3000, "with --find-capacity: stop here")
 	fs.IntVar(&f.AgentBase, "agent-base", f.AgentBase, "extension of the first agent")
 	fs.IntVar(&f.SupervisorBase, "supervisor-base", f.SupervisorBase, "extension of the first supervisor")
@@ -395,6 +401,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 		profileFile    *os.File
 		profileStarted bool
 		traceFile      *os.File
+		stopProbe      func() *hostProbe
 		tracing        bool
 	)
 	sc := bufio.NewScanner(pipe)
@@ -406,6 +413,9 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 		}
 		switch msg.Phase {
 		case loadgen.WindowStart:
+			if b.f.probeHost && stopProbe == nil {
+				stopProbe = startProbe(exe, os.Environ())
+			}
 			t0 = time.Now()
 			out.HostLoad1m = loadAverage()
 			srv0, _ = cpuSeconds(b.pid)
@@ -425,6 +435,9 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 				}
 			}
 		case loadgen.WindowEnd:
+			if stopProbe != nil {
+				out.HostProbe = stopProbe()
+			}
 			t1 = time.Now()
 			srv1, _ = cpuSeconds(b.pid)
 			gen1, _ = cpuSeconds(gen)
@@ -449,6 +462,9 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 		if msg.Error != "" {
 			genErr = msg.Error
 		}
+	}
+	if stopProbe != nil {
+		stopProbe() // the window may not have ended (the generator failed)
 	}
 	if profiling {
 		pprof.StopCPUProfile()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBenchSmallRun runs the whole bench: an in-process server, the load generator in a
@@ -65,6 +66,31 @@ func TestBenchSmallRun(t *testing.T) {
 	}
 	if num("server_cpu_per_call_pct") < 0 || num("generator_cpu_pct") < 0 || num("setup_calls_per_s") <= 0 {
 		t.Errorf("cpu per call %v, generator cpu %v, setup %v/s", got["server_cpu_per_call_pct"], got["generator_cpu_pct"], got["setup_calls_per_s"])
+	}
+	// The host probe woke on every core every 5 ms of the 3 s window.
+	probe, _ := got["host_probe"].(map[string]any)
+	cores, _ := probe["cores"].(float64)
+	wakes, _ := probe["wakes"].(float64)
+	ratio, _ := probe["late_ratio"].(float64)
+	if cores < 1 || wakes < 3000/5*0.8 || wakes > 3000/5*1.3 || ratio < 0 || ratio > 1 || probe["error"] != nil {
+		t.Errorf("host_probe = %v, want about 600 wakes on each core", got["host_probe"])
+	}
+}
+
+func TestSummarizeProbe(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		d := make([]time.Duration, len(v))
+		for i, x := range v {
+			d[i] = time.Duration(x) * time.Millisecond
+		}
+		return d
+	}
+	// Core 0 stalls at instants 1 and 2, core 1 at 2 and 3: 4 late wakes of 10, and only
+	// at instant 2 did no core wake in time.
+	p := summarize([][]time.Duration{ms(0, 6, 7, 1, 0), ms(1, 0, 9, 6, 0, 4)})
+	want := hostProbe{Cores: 2, Wakes: 5, LateRatio: 0.4, AllCoresLateRatio: 0.2, LagMsMax: 9}
+	if p != want {
+		t.Errorf("summarize = %+v, want %+v", p, want)
 	}
 }
 

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// The host probe tells the server's late frames apart from the host's: over the bench's
+// window a child process keeps one thread on each core sleeping to the same instants
+// (every probeEvery) on the kernel's clock and notes how late each woke. A thread that
+// does nothing else and still wakes more than 5 ms late was held off its core by something
+// else (a kernel thread that does not yield, the hypervisor); the server's polls wake the
+// same way, so its late frames cannot fall below that.
+const (
+	benchProbeEnv = "RINGSIDE_BENCH_PROBE"
+	probeEvery    = 5 * time.Millisecond
+	probeLate     = 5 * time.Millisecond // as a late frame
+)
+
+// hostProbe is what the probe saw: at how many instants its cores woke, how often one
+// core woke late, and how often every core did at once (then nothing woke in time on any
+// core, and no scheduling of the server's could have been on time).
+type hostProbe struct {
+	Cores             int     `json:"cores"`
+	Wakes             int     `json:"wakes"`                // instants, on each core
+	LateRatio         float64 `json:"late_ratio"`           // wakes more than 5 ms late, over all cores
+	AllCoresLateRatio float64 `json:"all_cores_late_ratio"` // instants at which every core woke late
+	LagMsMax          float64 `json:"lag_ms_max"`
+	Error             string  `json:"error,omitempty"`
+}
+
+// summarize reduces lags[core][instant] to a hostProbe.
+func summarize(lags [][]time.Duration) hostProbe {
+	p := hostProbe{Cores: len(lags)}
+	if len(lags) == 0 {
+		return p
+	}
+	n := len(lags[0])
+	for _, l := range lags {
+		n = min(n, len(l))
+	}
+	p.Wakes = n
+	if n == 0 {
+		return p
+	}
+	var late, allLate int
+	var lagMax time.Duration
+	for i := range n {
+		all := true
+		for _, l := range lags {
+			lagMax = max(lagMax, l[i])
+			if l[i] > probeLate {
+				late++
+			} else {
+				all = false
+			}
+		}
+		if all {
+			allLate++
+		}
+	}
+	p.LateRatio = round6(float64(late) / float64(n*len(lags)))
+	p.AllCoresLateRatio = round6(float64(allLate) / float64(n))
+	p.LagMsMax = round3(lagMax.Seconds() * 1000)
+	return p
+}
+
+func round6(x float64) float64 { return float64(int64(x*1e6+0.5)) / 1e6 }
+
+// benchProbe is the probe child: it probes until its stdin closes, then prints the result.
+func benchProbe(stdout io.Writer) error {
+	stop := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(stop)
+	}()
+	lags, err := probeCores(stop)
+	p := summarize(lags)
+	if err != nil {
+		p.Error = err.Error()
+	}
+	line, _ := json.Marshal(p)
+	fmt.Fprintf(stdout, "%s\n", line)
+	return nil
+}
+
+// startProbe starts the probe child; stop ends it and returns what it saw (nil if it
+// could not run: the bench goes on without).
+func startProbe(exe string, env []string) (stop func() *hostProbe) {
+	cmd := exec.Command(exe, "bench")
+	cmd.Env = append(env, benchProbeEnv+"=1", testBinaryArgsEnv+"=bench")
+	stdin, err1 := cmd.StdinPipe()
+	out, err2 := cmd.StdoutPipe()
+	if err1 != nil || err2 != nil || cmd.Start() != nil {
+		return func() *hostProbe { return nil }
+	}
+	var once sync.Once
+	var res *hostProbe
+	return func() *hostProbe {
+		once.Do(func() {
+			stdin.Close()
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				var p hostProbe
+				if json.Unmarshal(sc.Bytes(), &p) == nil && p.Cores > 0 {
+					res = &p
+				}
+			}
+			_ = cmd.Wait()
+		})
+		return res
+	}
+}

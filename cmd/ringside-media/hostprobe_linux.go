@@ -1,0 +1,79 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// probeCores runs one pinned thread per core of this process's set, each sleeping with
+// the kernel's absolute timer to the same instants, until stop closes; lags[core][i] is
+// how late instant i woke that core's thread.
+func probeCores(stop <-chan struct{}) ([][]time.Duration, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, err
+	}
+	var cores []int
+	for cpu := 0; cpu < len(set)*64; cpu++ {
+		if set.IsSet(cpu) {
+			cores = append(cores, cpu)
+		}
+	}
+	if len(cores) == 0 {
+		return nil, errors.New("no cores")
+	}
+	runtime.GOMAXPROCS(len(cores) + 1) // a P for every probe thread, and one to spare
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return nil, err
+	}
+	start := ts.Nano() + int64(10*time.Millisecond)
+	lags := make([][]time.Duration, len(cores))
+	errs := make([]error, len(cores))
+	var wg sync.WaitGroup
+	for i, core := range cores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			var one unix.CPUSet
+			one.Set(core)
+			if err := unix.SchedSetaffinity(0, &one); err != nil {
+				errs[i] = err
+				return
+			}
+			lag := make([]time.Duration, 0, 1<<16)
+			for k := int64(0); ; k++ {
+				select {
+				case <-stop:
+					lags[i] = lag
+					return
+				default:
+				}
+				due := start + k*int64(probeEvery)
+				at := unix.NsecToTimespec(due)
+				// A raw call: the thread has a P of its own, so it skips the scheduler's
+				// hand-off, which would cost more than the sleep.
+				for {
+					_, _, errno := unix.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME,
+						uintptr(unsafe.Pointer(&at)), 0, 0, 0)
+					if errno != unix.EINTR {
+						break
+					}
+				}
+				var now unix.Timespec
+				_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
+				lag = append(lag, time.Duration(now.Nano()-due))
+			}
+		}()
+	}
+	wg.Wait()
+	return lags, errors.Join(errs...)
+}

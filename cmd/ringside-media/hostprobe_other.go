@@ -1,0 +1,13 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"time"
+)
+
+func probeCores(stop <-chan struct{}) ([][]time.Duration, error) {
+	<-stop
+	return nil, errors.New("the host probe pins threads to cores, which only Linux is asked for here")
+}
