@@ -119,6 +119,7 @@ type step struct {
 	LostOrLeaked        int      `json:"lost_or_leaked"`
 	SetupFailed         int      `json:"setup_failed"`
 	ServerCPUPerCallPct *float64 `json:"server_cpu_per_call_pct"`
+	HostLateRatio       *float64 `json:"host_late_ratio,omitempty"` // host_probe.late_ratio of the step
 }
 
 func bench(args []string, stdout, stderr io.Writer) error {
@@ -197,15 +198,16 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 
 	var out benchResult
-	if f.compare && !f.findCapacity {
-		// The top load's whispered run is the result.
-	} else if !f.findCapacity {
+	switch {
+	case f.compare && !f.findCapacity:
+		// The compare below runs the loads; its top load's whispered run is the result.
+	case !f.findCapacity:
 		r, err := b.step(ctx, f.Calls, f.Monitored)
 		if err != nil {
 			return err
 		}
 		out = r
-	} else {
+	default:
 		var best *benchResult
 		var steps []step
 		ratio := float64(f.Monitored) / float64(f.Calls)
@@ -218,8 +220,13 @@ func bench(args []string, stdout, stderr io.Writer) error {
 			held := err == nil && r.LateFrameRatio <= 0.001 && r.LostFrameRatio <= 0.001 && r.LostOrLeaked == 0 && r.SetupFailed == 0
 			steps = append(steps, step{Calls: n, Monitored: m, Held: held, LateFrameRatio: r.LateFrameRatio, LostFrameRatio: r.LostFrameRatio,
 				LostOrLeaked: r.LostOrLeaked, SetupFailed: r.SetupFailed, ServerCPUPerCallPct: r.ServerCPUPerCallPct})
-			fmt.Fprintf(stderr, "bench: %d calls (%d monitored): late %.4f%%, lost %.4f%%, lost_or_leaked %d -> %s\n",
-				n, m, 100*r.LateFrameRatio, 100*r.LostFrameRatio, r.LostOrLeaked, map[bool]string{true: "held", false: "did not hold"}[held])
+			host := ""
+			if r.HostProbe != nil {
+				steps[len(steps)-1].HostLateRatio = &r.HostProbe.LateRatio
+				host = fmt.Sprintf(" (a bare thread: %.4f%% late)", 100*r.HostProbe.LateRatio)
+			}
+			fmt.Fprintf(stderr, "bench: %d calls (%d monitored): late %.4f%%%s, lost %.4f%%, lost_or_leaked %d -> %s\n",
+				n, m, 100*r.LateFrameRatio, host, 100*r.LostFrameRatio, r.LostOrLeaked, map[bool]string{true: "held", false: "did not hold"}[held])
 			if !held {
 				if best == nil {
 					best = &r
