@@ -67,12 +67,13 @@ func TestBenchSmallRun(t *testing.T) {
 	if num("server_cpu_per_call_pct") < 0 || num("generator_cpu_pct") < 0 || num("setup_calls_per_s") <= 0 {
 		t.Errorf("cpu per call %v, generator cpu %v, setup %v/s", got["server_cpu_per_call_pct"], got["generator_cpu_pct"], got["setup_calls_per_s"])
 	}
-	// The host probe woke on every core every 5 ms of the 3 s window.
+	// The host probe woke on every core every 5 ms of the 3 s window (it starts and stops
+	// with the window as a process of its own, give or take a busy machine's delays).
 	probe, _ := got["host_probe"].(map[string]any)
 	cores, _ := probe["cores"].(float64)
 	wakes, _ := probe["wakes"].(float64)
 	ratio, _ := probe["late_ratio"].(float64)
-	if cores < 1 || wakes < 3000/5*0.8 || wakes > 3000/5*1.3 || ratio < 0 || ratio > 1 || probe["error"] != nil {
+	if cores < 1 || wakes < 3000/5*0.5 || wakes > 3000/5*2 || ratio < 0 || ratio > 1 || probe["error"] != nil {
 		t.Errorf("host_probe = %v, want about 600 wakes on each core", got["host_probe"])
 	}
 }
