@@ -442,9 +442,6 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 				}
 			}
 		case loadgen.WindowEnd:
-			if stopProbe != nil {
-				out.HostProbe = stopProbe()
-			}
 			t1 = time.Now()
 			srv1, _ = cpuSeconds(b.pid)
 			gen1, _ = cpuSeconds(gen)
@@ -453,6 +450,9 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 				t := b.srv.TakeTicks()
 				lag := round3(t.MaxLag.Seconds() * 1000)
 				out.ServerPolls, out.ServerLatePolls, out.ServerPollLagMaxMs = &t.Polls, &t.Late, &lag
+			}
+			if stopProbe != nil { // after the readings: it waits for the probe to exit
+				out.HostProbe = stopProbe()
 			}
 			if profiling {
 				pprof.StopCPUProfile()
