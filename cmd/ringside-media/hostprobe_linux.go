@@ -12,16 +12,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// probeCores runs one pinned thread per core of this process's set, each sleeping with
-// the kernel's absolute timer to the same instants, until stop closes; lags[core][i] is
-// how late instant i woke that core's thread.
+const probeCoresMax = 8
+
+// probeCores runs one pinned thread per core of this process's set (up to
+// probeCoresMax), each sleeping with the kernel's absolute timer to the same instants,
+// until stop closes; lags[core][i] is how late instant i woke that core's thread.
 func probeCores(stop <-chan struct{}) ([][]time.Duration, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, err
 	}
 	var cores []int
-	for cpu := 0; cpu < len(set)*64; cpu++ {
+	// At most probeCoresMax: on a large machine a sample of cores tells the host's
+	// stalls as well, for less of its time.
+	for cpu := 0; cpu < len(set)*64 && len(cores) < probeCoresMax; cpu++ {
 		if set.IsSet(cpu) {
 			cores = append(cores, cpu)
 		}
