@@ -3,6 +3,7 @@ package simphone
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ringside/media"
@@ -81,6 +82,7 @@ type phoneAudio struct {
 	mu      sync.Mutex
 	streams []*streamAudio
 	ready   []*streamAudio // capture's: streams with a frame to send
+	polling []*streamAudio // playback's: streams to read, outside mu
 }
 
 // idle pauses a Pauser device while no stream uses it.
@@ -143,7 +145,20 @@ func (a *phoneAudio) capture(pcm []int16) {
 	}
 }
 
+// playback first reads what arrived for every call (outside mu: that takes the streams'
+// locks), then plays the sum of their audio.
 func (a *phoneAudio) playback(pcm []int16) {
+	a.mu.Lock()
+	polling := append(a.polling[:0], a.streams...)
+	a.mu.Unlock()
+	for i, s := range polling {
+		if s.poll != nil {
+			s.poll()
+			s.polled.Store(int64(time.Since(s.epoch)))
+		}
+		polling[i] = nil
+	}
+	a.polling = polling
 	clear(pcm)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -161,6 +176,12 @@ type streamAudio struct {
 	// they complete, rather than on a clock of the stream's own, which would add up to
 	// a frame of delay.
 	send func()
+	// poll reads what waits on the call's socket (the stream's pollPackets), on the
+	// device's goroutine before each period plays; nil: the stream's receive loop reads.
+	poll func()
+	// polled is when poll last ran, in ns since epoch (0: never): the stream's receive
+	// loop stands by while it is recent.
+	polled atomic.Int64
 
 	jb      *media.JitterBuffer
 	rxCodec media.Codec
@@ -203,10 +224,16 @@ func (s *streamAudio) takeFrame(frame []int16) bool {
 	return s.ring.Take(frame)
 }
 
+// polling tells whether the device read the socket lately (its receive loop may stand by).
+func (s *streamAudio) polling(now time.Time) bool {
+	t := s.polled.Load()
+	return t != 0 && now.Sub(s.epoch)-time.Duration(t) < deviceStale
+}
+
 // pushReceived queues one received audio payload for the speaker, stamped with its
 // arrival time.
-func (s *streamAudio) pushReceived(h media.RTPHeader, payload []byte) {
-	at := time.Since(s.epoch)
+func (s *streamAudio) pushReceived(h media.RTPHeader, payload []byte, arrived time.Time) {
+	at := arrived.Sub(s.epoch)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rxCodec = media.Codec(h.PayloadType)

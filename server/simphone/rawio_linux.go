@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -18,26 +19,72 @@ import (
 // socket is non-blocking, so neither call can block: a read waits in the netpoller, a
 // send that finds the buffer full fails.
 
+// devicePolls tells that a sound card's goroutine can read a stream's socket without
+// waiting (rtpReader.tryRead), each period, instead of a goroutine woken per packet.
+const devicePolls = true
+
 // rtpReader receives a stream's packets; one goroutine uses it.
 type rtpReader struct {
-	conn syscall.RawConn
-	fn   func(fd uintptr) bool // r.recv, bound once: no allocation per packet
+	conn   syscall.RawConn
+	fn     func(fd uintptr) bool // r.recv, bound once: no allocation per packet
+	tryFn  func(fd uintptr)      // tryRead's, bound once
+	tryGot bool
 
 	buf   []byte
 	n     int
 	from  netip.AddrPort
+	stamp time.Time // the kernel's arrival stamp of the last packet (wall clock); zero if none
 	errno syscall.Errno
 	sa    syscall.RawSockaddrAny
+	iov   syscall.Iovec
+	msg   syscall.Msghdr
+	oob   [oobSize]byte
 }
+
+// oobSize holds one SCM_TIMESTAMPNS control message (a cmsghdr and a timespec).
+const oobSize = 32
 
 func newRTPReader(c *net.UDPConn) (*rtpReader, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
+	// The kernel stamps each datagram's arrival, so a packet read a period after it came
+	// still tells the playout when it came.
+	if err := rc.Control(func(fd uintptr) {
+		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+	}); err != nil {
+		return nil, err
+	}
 	r := &rtpReader{conn: rc}
 	r.fn = r.recv
+	r.tryFn = func(fd uintptr) { r.tryGot = r.recv(fd) }
 	return r, nil
+}
+
+// tryRead is readFrom without waiting: false when no packet waits (or the socket
+// failed or closed; the receive loop reports those).
+func (r *rtpReader) tryRead(b []byte) (int, netip.AddrPort, bool) {
+	r.buf, r.tryGot = b, false
+	err := r.conn.Control(r.tryFn)
+	r.buf = nil
+	if err != nil || !r.tryGot || r.errno != 0 {
+		return 0, netip.AddrPort{}, false
+	}
+	return r.n, r.from, true
+}
+
+// arrived is when the last packet read came, on now's clock (now if the kernel gave no
+// stamp, or the wall clock was stepped since).
+func (r *rtpReader) arrived(now time.Time) time.Time {
+	if r.stamp.IsZero() {
+		return now
+	}
+	age := now.Sub(r.stamp)
+	if age < 0 || age > time.Second {
+		return now
+	}
+	return now.Add(-age)
 }
 
 // readFrom is ReadFromUDPAddrPort: waits for a packet, copies it into b.
@@ -59,10 +106,13 @@ func (r *rtpReader) recv(fd uintptr) bool {
 	if len(r.buf) > 0 {
 		p = unsafe.Pointer(&r.buf[0])
 	}
+	r.iov.Base = (*byte)(p)
+	r.iov.SetLen(len(r.buf))
 	for {
-		salen := uint32(syscall.SizeofSockaddrAny)
-		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(p), uintptr(len(r.buf)),
-			syscall.MSG_DONTWAIT, uintptr(unsafe.Pointer(&r.sa)), uintptr(unsafe.Pointer(&salen)))
+		r.msg = syscall.Msghdr{Name: (*byte)(unsafe.Pointer(&r.sa)), Namelen: syscall.SizeofSockaddrAny,
+			Iov: &r.iov, Iovlen: 1, Control: &r.oob[0]}
+		r.msg.SetControllen(oobSize)
+		n, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), syscall.MSG_DONTWAIT)
 		switch e {
 		case syscall.EINTR:
 			continue
@@ -71,8 +121,23 @@ func (r *rtpReader) recv(fd uintptr) bool {
 		}
 		r.n, r.errno = int(n), e
 		r.from = addrPortOf(&r.sa)
+		r.stamp = stampOf(r.oob[:min(int(r.msg.Controllen), oobSize)])
 		return true
 	}
+}
+
+// stampOf reads an SCM_TIMESTAMPNS control message; zero if oob holds none.
+func stampOf(oob []byte) time.Time {
+	var ts syscall.Timespec
+	if len(oob) < syscall.CmsgLen(int(unsafe.Sizeof(ts))) {
+		return time.Time{}
+	}
+	c := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	if c.Level != syscall.SOL_SOCKET || c.Type != syscall.SCM_TIMESTAMPNS {
+		return time.Time{}
+	}
+	ts = *(*syscall.Timespec)(unsafe.Pointer(&oob[syscall.CmsgLen(0)]))
+	return time.Unix(ts.Unix())
 }
 
 // rtpWriter sends a stream's packets; one goroutine uses it.

@@ -5,6 +5,7 @@ package simphone
 import (
 	"net"
 	"net/netip"
+	"time"
 )
 
 // Elsewhere a stream's RTP uses the socket's ordinary calls.
@@ -16,6 +17,14 @@ func newRTPReader(c *net.UDPConn) (*rtpReader, error) { return &rtpReader{c}, ni
 func (r *rtpReader) readFrom(b []byte) (int, netip.AddrPort, error) {
 	return r.c.ReadFromUDPAddrPort(b)
 }
+
+// devicePolls is false: a sound card's goroutine does not read the socket here.
+const devicePolls = false
+
+func (r *rtpReader) tryRead([]byte) (int, netip.AddrPort, bool) { return 0, netip.AddrPort{}, false }
+
+// arrived is when the last packet read came: when it was read.
+func (r *rtpReader) arrived(now time.Time) time.Time { return now }
 
 type rtpWriter struct{ c *net.UDPConn }
 

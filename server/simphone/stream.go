@@ -49,8 +49,14 @@ type dtmfState struct {
 // stream is the RTP side of a call: one UDP socket, a sender on a steady
 // 20 ms clock and a receiver that records what arrives.
 type stream struct {
-	conn  *net.UDPConn
-	rx    *rtpReader // the receive loop's
+	conn *net.UDPConn
+	rx   *rtpReader // the receive loop's
+	prx  *rtpReader // the sound card's (pollPackets), nil without one: see recvLoop
+	// rxMu serializes handling what either reader got (SRTP decrypts one at a time).
+	rxMu  sync.Mutex
+	pbuf  []byte // pollPackets' scratch: packet, decrypted packet, decoded audio
+	pdec  []byte
+	ppcm  []int16
 	tx    *rtpWriter // the send loop's
 	local netip.AddrPort
 	log   *slog.Logger
@@ -149,6 +155,14 @@ func newStreamAt(ip netip.Addr, dev *phoneAudio, log *slog.Logger, codec media.C
 		sa := newStreamAudio()
 		s.audio = sa
 		sa.send = s.sendCaptured
+		if devicePolls {
+			if s.prx, err = newRTPReader(conn); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			s.pbuf, s.pdec, s.ppcm = make([]byte, rtpBufSize), make([]byte, rtpBufSize), make([]int16, rtpBufSize)
+			sa.poll = s.pollPackets
+		}
 		s.onClose = func() { dev.remove(sa) }
 		dev.add(sa)
 	}
@@ -481,12 +495,44 @@ func (s *stream) sendFrame(x *sender, captured bool) bool {
 	return true
 }
 
+// rtpBufSize is the largest packet a stream takes.
+const rtpBufSize = 2048
+
+// recvHandover is how often the receive loop of a stream with a sound card checks that
+// the card still reads the socket; a period the card has not polled for deviceStale is
+// a stalled card, and the loop reads again.
+const (
+	recvHandover = 250 * time.Millisecond
+	deviceStale  = 3 * media.FrameDuration
+)
+
+// recvLoop receives the stream's packets. With a sound card the card's goroutine reads
+// them instead, every period before it plays (pollPackets): it is awake then anyway,
+// while a goroutine woken per packet cost the softphone about a fifth of its CPU in a
+// call (threads woken, the scheduler's spinning). The playout loses nothing: the kernel
+// stamps each packet's arrival. The loop then only stands by, and reads while the card
+// is not polling: before it first does, and while it is stalled or gone, so DTLS, DTMF
+// and the recording go on without it.
 func (s *stream) recvLoop() {
 	defer s.wg.Done()
-	buf := make([]byte, 2048)
-	dec := make([]byte, 2048)
-	pcm := make([]int16, len(buf))
+	buf := make([]byte, rtpBufSize)
+	dec := make([]byte, rtpBufSize)
+	pcm := make([]int16, rtpBufSize)
+	var check <-chan time.Time
+	if s.prx != nil {
+		t := time.NewTicker(recvHandover)
+		defer t.Stop()
+		check = t.C
+	}
 	for {
+		if s.prx != nil && s.audio.polling(time.Now()) {
+			select {
+			case <-s.stop:
+				return
+			case <-check:
+				continue
+			}
+		}
 		n, from, err := s.rx.readFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -499,33 +545,56 @@ func (s *stream) recvLoop() {
 			}
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		pkt := buf[:n]
-		if sec := s.secure.Load(); sec != nil {
-			if dtlssrtp.IsDTLS(pkt) {
-				if from == s.remoteAddr() {
-					sec.HandleDTLS(pkt)
-				}
-				continue
-			}
-			var err error
-			if media.IsRTCP(pkt) {
-				pkt, err = sec.DecryptRTCP(dec[:0], pkt)
-			} else {
-				pkt, err = sec.DecryptRTP(dec[:0], pkt)
-			}
-			if err != nil {
-				s.mu.Lock()
-				s.stats.SRTPDropped++
-				s.mu.Unlock()
-				continue
-			}
-		}
-		s.handlePacket(pkt, from, pcm)
+		s.receive(buf[:n], from, s.rx.arrived(time.Now()), dec, pcm)
 	}
 }
 
-func (s *stream) handlePacket(pkt []byte, from netip.AddrPort, pcm []int16) {
+// pollBatch bounds the packets one period reads (a frame comes every two periods): a
+// flood waits in the socket, whose buffer drops the excess, rather than make the speaker
+// late.
+const pollBatch = 16
+
+// pollPackets handles the packets waiting on the socket, without waiting for any: the
+// sound card's goroutine calls it each period.
+func (s *stream) pollPackets() {
+	for range pollBatch {
+		n, from, ok := s.prx.tryRead(s.pbuf)
+		if !ok {
+			return
+		}
+		s.receive(s.pbuf[:n], from, s.prx.arrived(time.Now()), s.pdec, s.ppcm)
+	}
+}
+
+// receive handles one datagram that arrived at at: DTLS, SRTP or plain RTP/RTCP.
+func (s *stream) receive(pkt []byte, from netip.AddrPort, at time.Time, dec []byte, pcm []int16) {
+	s.rxMu.Lock()
+	defer s.rxMu.Unlock()
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if sec := s.secure.Load(); sec != nil {
+		if dtlssrtp.IsDTLS(pkt) {
+			if from == s.remoteAddr() {
+				sec.HandleDTLS(pkt)
+			}
+			return
+		}
+		var err error
+		if media.IsRTCP(pkt) {
+			pkt, err = sec.DecryptRTCP(dec[:0], pkt)
+		} else {
+			pkt, err = sec.DecryptRTP(dec[:0], pkt)
+		}
+		if err != nil {
+			s.mu.Lock()
+			s.stats.SRTPDropped++
+			s.mu.Unlock()
+			return
+		}
+	}
+	s.handlePacket(pkt, from, at, pcm)
+}
+
+func (s *stream) handlePacket(pkt []byte, from netip.AddrPort, at time.Time, pcm []int16) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.seenSrc[from] {
@@ -550,7 +619,7 @@ func (s *stream) handlePacket(pkt []byte, from netip.AddrPort, pcm []int16) {
 			s.nLevels = media.ParseRTPLevels(pkt, s.levelsID, s.levels[:])
 		}
 		if s.audio != nil {
-			s.audio.pushReceived(h, payload)
+			s.audio.pushReceived(h, payload, at)
 		}
 	case pt == s.rxDTMF[0] || pt == s.rxDTMF[1]:
 		s.stats.ReceivedDTMF++
