@@ -5,12 +5,13 @@ BIN := bin
 export GOFLAGS ?= -buildvcs=false
 
 # Debian packages: gcc for cgo (Fyne's GL driver, miniaudio), Fyne's GL and X11 headers,
-# and for the softphone's window tests and screenshots xvfb and imagemagick. libopus-dev and
+# and for the softphone's window tests and screenshots xvfb and imagemagick, with openbox and
+# xdotool to minimize and restore the window as a desktop would. libopus-dev and
 # libopusfile-dev are the softphone's Opus codec for live calls (media/opus, cgo; the media
 # server does not need them), and chromium is the real browser of the live-call tests. Sound
 # needs no headers: miniaudio loads libasound/libpulse at run time (see AUDIO_LIB). espeak-ng
 # and sox made assets/*.wav once (scripts/make-demo-audio.sh); they are not needed here.
-APT_PACKAGES := ca-certificates gcc libgl1-mesa-dev xorg-dev xvfb imagemagick chromium libopus-dev libopusfile-dev
+APT_PACKAGES := ca-certificates gcc libgl1-mesa-dev xorg-dev xvfb imagemagick openbox xdotool chromium libopus-dev libopusfile-dev
 # ALSA's runtime, which miniaudio dlopens; Debian 13 and Ubuntu 24.04 call it libasound2t64.
 AUDIO_LIB := libasound.so.2
 

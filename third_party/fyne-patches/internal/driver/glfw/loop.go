@@ -95,7 +95,8 @@ func (d *gLDriver) drawSingleFrame() {
 		// because when a window becomes visible, it could be
 		// showing old content without a dirty flag set to true.
 		// Do the clear if and only if the window is visible.
-		if !w.visible || !w.canvas.CheckDirtyAndClear() {
+		// A minimized window keeps its dirty flag (Ringside overlay: see isMinimized).
+		if !w.visible || isMinimized(w) || !w.canvas.CheckDirtyAndClear() {
 			// Window hidden or not being redrawn, mark canvasForObject
 			// cache alive if it hasn't been done recently
 			// n.b. we need to make sure threshold is a bit *after*
@@ -296,7 +297,7 @@ func (d *gLDriver) needsFrame() bool {
 		if w.viewport.ShouldClose() || (w.shouldExpand && !w.fullScreen) {
 			return true
 		}
-		if w.closing || !w.visible {
+		if w.closing || !w.visible || isMinimized(w) {
 			continue
 		}
 		if w.canvas.CheckDirtyAndClear() {
@@ -324,6 +325,7 @@ func (d *gLDriver) isDone() bool {
 
 func (d *gLDriver) destroyWindow(w *window, index int) {
 	w.visible = false
+	forgetMinimized(w)
 	w.viewport.Destroy()
 	w.destroy(d)
 

@@ -65,3 +65,30 @@ func shutdownGLFW(d *gLDriver) {
 	glfwLive = false
 	d.Terminate()
 }
+
+// minimized holds the windows the user has minimized (main thread only, as GLFW's
+// callbacks). The loop draws none of them and leaves their dirty flag set, so each is
+// drawn once restored: a softphone minimized all day repaints nothing as its call
+// timers move (with software GL a repaint is milliseconds of CPU).
+var minimized = map[*window]bool{}
+
+// isMinimized reports whether w is minimized, watching w from the first time it is asked.
+func isMinimized(w *window) bool {
+	on, watched := minimized[w]
+	if !watched && w.viewport != nil {
+		minimized[w] = false
+		w.viewport.SetIconifyCallback(func(_ *glfw.Window, iconified bool) {
+			if _, ok := minimized[w]; !ok {
+				return // destroyed meanwhile
+			}
+			minimized[w] = iconified
+			if !iconified {
+				w.canvas.SetDirty()
+			}
+		})
+	}
+	return on
+}
+
+// forgetMinimized drops a destroyed window.
+func forgetMinimized(w *window) { delete(minimized, w) }
