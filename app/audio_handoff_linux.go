@@ -29,6 +29,9 @@ typedef struct {
 
 enum { handoffIdle, handoffPending, handoffTaken };
 
+// aheadMax is the longest period Go may fill ahead, in samples (s16 mono).
+enum { aheadMax = 160 };
+
 typedef struct {
 	void*       out;
 	const void* in;
@@ -38,6 +41,16 @@ typedef struct {
 	int         wake;     // eventfd: a period waits for Go
 	long        waitNs;   // how long the callback waits for Go before playing silence
 	uint64_t    late;     // periods Go did not take in time
+	// The speaker's next period, when Go filled it ahead (aheadFrames samples, 0: none).
+	// The next callback plays it if it asks for as many and does not wake Go; what its
+	// microphone gave waits in stash (stashed samples, 0: none) until Go's next period.
+	// Go writes ahead before it sets done; the callback writes stash before the next
+	// handoff: neither side touches them while the other may.
+	uint32_t    aheadFrames;
+	uint32_t    stashed;
+	uint64_t    played;   // periods played ahead
+	int16_t     ahead[aheadMax];
+	int16_t     stash[aheadMax];
 } handoff;
 
 // waitDone sleeps until Go sets h->done, or until the CLOCK_MONOTONIC time until
@@ -74,6 +87,19 @@ static int waitDone(handoff* h, const struct timespec* until) {
 // keeps its clock. No Go code runs on this thread.
 static void handoffData(void* dev, void* out, const void* in, uint32_t frames) {
 	handoff* h = ((deviceHead*)dev)->pUserData;
+	uint32_t ahead = h->aheadFrames;
+	h->aheadFrames = 0;
+	if (ahead != 0 && ahead == frames && out != NULL && h->stashed == 0) {
+		memcpy(out, h->ahead, frames * sizeof h->ahead[0]);
+		if (in != NULL) {
+			memcpy(h->stash, in, frames * sizeof h->stash[0]);
+		} else {
+			memset(h->stash, 0, frames * sizeof h->stash[0]);
+		}
+		h->stashed = frames;
+		__atomic_add_fetch(&h->played, 1, __ATOMIC_RELAXED);
+		return;
+	}
 	h->out = out;
 	h->in = in;
 	h->frames = frames;
@@ -111,6 +137,13 @@ static int handoffInstall(void* dev, handoff* h, int32_t type, uint32_t rate) {
 	return 0;
 }
 
+// handoffRun runs one period as miniaudio's thread would (tests).
+static void handoffRun(handoff* h, int16_t* out, const int16_t* in, uint32_t frames) {
+	deviceHead d = {0};
+	d.pUserData = h;
+	handoffData(&d, out, in, frames);
+}
+
 static handoff* handoffNew(long waitNs) {
 	handoff* h = calloc(1, sizeof *h);
 	if (h == NULL) {
@@ -126,6 +159,7 @@ static handoff* handoffNew(long waitNs) {
 }
 
 static uint64_t handoffLate(handoff* h) { return __atomic_load_n(&h->late, __ATOMIC_RELAXED); }
+static uint64_t handoffPlayedAhead(handoff* h) { return __atomic_load_n(&h->played, __ATOMIC_RELAXED); }
 
 // handoffFree frees h once the device is uninitialized (its thread gone) and the Go
 // side has stopped; the eventfd is closed by Go's os.File.
@@ -156,6 +190,14 @@ import (
 // eventfd (the netpoller reports every write, edge-triggered; the state word says
 // whether a period waits), claims the period with an atomic, and wakes the audio
 // thread with a raw futex call.
+//
+// Half of those wake-ups are not needed either: frames are 20 ms and periods 10 ms, so
+// in a call every other period plays the rest of a frame begun in the one before. Go
+// fills such a period ahead when the phone knows it (frameIO.ahead); the audio thread
+// plays it and keeps the microphone's period for Go, which catches up in the next one.
+// A monitoring softphone then wakes Go 50 times a second instead of 100 (the process
+// switches context about 580 times a second instead of 700), and plays and sends
+// exactly what it did.
 
 // handoffWait is how long a period waits for Go before it plays silence: half a period,
 // so the device still has its other period's worth of margin.
@@ -177,20 +219,46 @@ func installHandoff(dev *malgo.Device, kind malgo.DeviceType, io *atomic.Pointer
 	if raw == nil || *raw == nil || dev.Type() != kind {
 		return nil
 	}
-	c := C.handoffNew(C.long(handoffWait.Nanoseconds()))
-	if c == nil {
+	h, conn := newHandoff(handoffWait)
+	if h == nil {
 		return nil
+	}
+	if C.handoffInstall(*raw, h.c, C.int32_t(kind), C.uint32_t(dev.SampleRate())) != 0 {
+		_ = h.wake.Close()
+		C.handoffFree(h.c)
+		return nil
+	}
+	go h.serve(conn, io)
+	return h
+}
+
+// newHandoff makes a handoff whose periods wait for Go at most wait; nil if the system
+// refuses an eventfd.
+func newHandoff(wait time.Duration) (*audioHandoff, syscall.RawConn) {
+	c := C.handoffNew(C.long(wait.Nanoseconds()))
+	if c == nil {
+		return nil, nil
 	}
 	wake := os.NewFile(uintptr(c.wake), "audio-periods")
 	conn, err := wake.SyscallConn()
-	if err != nil || C.handoffInstall(*raw, c, C.int32_t(kind), C.uint32_t(dev.SampleRate())) != 0 {
+	if err != nil {
 		_ = wake.Close()
 		C.handoffFree(c)
-		return nil
+		return nil, nil
 	}
-	h := &audioHandoff{c: c, wake: wake, stopped: make(chan struct{})}
-	go h.serve(conn, io)
-	return h
+	return &audioHandoff{c: c, wake: wake, stopped: make(chan struct{})}, conn
+}
+
+// runPeriod does what miniaudio's audio thread does each period, with out and in as its
+// buffers (tests: the null backend plays nothing one could check).
+func (h *audioHandoff) runPeriod(out, in []int16) {
+	n := len(out)
+	buf := C.calloc(C.size_t(2*n), C.size_t(unsafe.Sizeof(int16(0))))
+	defer C.free(buf)
+	both := unsafe.Slice((*int16)(buf), 2*n)
+	copy(both[n:], in)
+	C.handoffRun(h.c, (*C.int16_t)(buf), (*C.int16_t)(unsafe.Pointer(&both[n])), C.uint32_t(n))
+	copy(out, both[:n])
 }
 
 const (
@@ -214,8 +282,18 @@ func (h *audioHandoff) serve(conn syscall.RawConn, io *atomic.Pointer[frameIO]) 
 		n := int(h.c.frames)
 		out := int16sAt(h.c.out, n)
 		in := int16sAt(unsafe.Pointer(h.c.in), n)
-		if f := io.Load(); f != nil {
+		f := io.Load()
+		if s := int(h.c.stashed); s != 0 {
+			if f != nil {
+				f.playedAhead(unsafe.Slice((*int16)(&h.c.stash[0]), s), s)
+			}
+			h.c.stashed = 0
+		}
+		if f != nil {
 			f.process(out, in, n)
+			if out != nil && n <= C.aheadMax && f.ahead(unsafe.Slice((*int16)(&h.c.ahead[0]), n)) {
+				h.c.aheadFrames = C.uint32_t(n)
+			}
 		} else {
 			clear(out)
 		}
@@ -240,6 +318,16 @@ func int16sAt(p unsafe.Pointer, n int) []int16 {
 
 // late is how many periods played silence because the goroutine was late.
 func (h *audioHandoff) late() uint64 { return uint64(C.handoffLate(h.c)) }
+
+// playedAhead is how many periods played what Go had filled ahead, without waking it.
+func (h *audioHandoff) playedAhead() uint64 { return uint64(C.handoffPlayedAhead(h.c)) }
+
+// reset forgets a period filled ahead and a microphone's period not caught up on: the
+// device must be stopped (a new frameIO starts afresh).
+func (h *audioHandoff) reset() {
+	h.c.aheadFrames = 0
+	h.c.stashed = 0
+}
 
 // close stops the goroutine and frees the handoff; the device must be uninitialized.
 func (h *audioHandoff) close() {

@@ -16,5 +16,7 @@ func installHandoff(*malgo.Device, malgo.DeviceType, *atomic.Pointer[frameIO]) *
 	return nil
 }
 
-func (*audioHandoff) late() uint64 { return 0 }
-func (*audioHandoff) close()       {}
+func (*audioHandoff) late() uint64        { return 0 }
+func (*audioHandoff) playedAhead() uint64 { return 0 }
+func (*audioHandoff) reset()              {}
+func (*audioHandoff) close()              {}

@@ -181,10 +181,15 @@ func parseDeviceID(s string) (*malgo.DeviceID, error) {
 // allocation, no locks, no logging.
 type frameIO struct {
 	capture, playback func(pcm []int16)
+	// The phone's lookahead (simphone.Lookahead; nil: none): the handoff plays a period
+	// ahead without waking Go when the phone knows it already (ahead).
+	peek    func(pcm []int16) bool
+	advance func(n int)
 
 	in      [media.FrameSamples]int16
 	inN     int
 	discard [media.FrameSamples]int16 // the speaker of a capture-only card
+	blocked int                       // periods not played ahead only because a frame completed in them
 }
 
 func newFrameIO(capture, playback func([]int16)) *frameIO {
@@ -195,6 +200,25 @@ func newFrameIO(capture, playback func([]int16)) *frameIO {
 // fills what the speaker plays (nil for a capture-only card: pulled and discarded), n
 // samples each.
 func (f *frameIO) process(out, in []int16, n int) {
+	f.take(in, n)
+	for i := 0; i < n; {
+		k := min(n-i, media.FrameSamples)
+		buf := f.discard[:k]
+		if out != nil {
+			buf = out[i : i+k]
+		}
+		if f.playback != nil {
+			f.playback(buf)
+		} else {
+			clear(buf)
+		}
+		i += k
+	}
+}
+
+// take reframes n samples of the microphone (nil: silence), capturing each frame it
+// completes.
+func (f *frameIO) take(in []int16, n int) {
 	for i := 0; i < n; {
 		k := min(n-i, len(f.in)-f.inN)
 		if in != nil {
@@ -211,19 +235,38 @@ func (f *frameIO) process(out, in []int16, n int) {
 		}
 		i += k
 	}
-	for i := 0; i < n; {
-		k := min(n-i, media.FrameSamples)
-		buf := f.discard[:k]
-		if out != nil {
-			buf = out[i : i+k]
-		}
-		if f.playback != nil {
-			f.playback(buf)
-		} else {
-			clear(buf)
-		}
-		i += k
+}
+
+// alignAfter is how many periods may go unplayed ahead because the microphone's frame
+// would complete in them (and wait a period to be sent) before the frame boundary moves.
+const alignAfter = 50
+
+// ahead fills next, the speaker's next period, if the phone knows it already and no
+// microphone frame completes in that period: the device may then play it without waking
+// Go, which catches up (playedAhead) in the period after. Frames arrive every 20 ms and
+// periods are 10 ms, so the phone knows every other period. If the microphone's frames
+// keep completing in exactly those periods, the frame boundary moves a period (once, the
+// microphone's audio of one period is dropped, as the speaker skips one to play frames
+// sooner): sending each frame as soon as it is complete is worth more than the wake-up.
+func (f *frameIO) ahead(next []int16) bool {
+	if f.peek == nil || len(next) >= len(f.in) || !f.peek(next) {
+		return false
 	}
+	if f.inN+len(next) >= len(f.in) {
+		if f.blocked++; f.blocked < alignAfter {
+			return false
+		}
+		f.inN = 0
+	}
+	f.blocked = 0
+	return true
+}
+
+// playedAhead catches up on the period the device played from ahead: the speaker used
+// it up, and in is what the microphone took meanwhile (nil: silence).
+func (f *frameIO) playedAhead(in []int16, n int) {
+	f.advance(n)
+	f.take(in, n)
 }
 
 // malgoAudio is a miniaudio device with its own context.
@@ -235,7 +278,9 @@ type malgoAudio struct {
 	latency time.Duration // what the device buffers: period × periods, per direction
 
 	io      atomic.Pointer[frameIO] // set by Start before the device runs
-	handoff *audioHandoff           // runs the periods off the audio thread (nil: malgo's callback does)
+	peek    func(pcm []int16) bool  // the phone's lookahead (SetLookahead), for frameIO
+	advance func(n int)
+	handoff *audioHandoff // runs the periods off the audio thread (nil: malgo's callback does)
 	// op serializes Pause, Resume and Close; mu (the flags) is never held while the
 	// device starts or stops, since miniaudio may call stopped meanwhile.
 	op      sync.Mutex
@@ -330,13 +375,31 @@ func (a *malgoAudio) Start(capture, playback func(pcm []int16)) error {
 	if a.started || a.closed {
 		return ErrDeviceClosed
 	}
-	a.io.Store(newFrameIO(capture, playback))
+	a.io.Store(a.newFrameIO(capture, playback))
 	if err := a.dev.Start(); err != nil {
 		a.io.Store(nil)
 		return fmt.Errorf("audio: starting the sound device: %w", err)
 	}
 	a.started = true
 	return nil
+}
+
+// SetLookahead lets the device play a period the phone knows already without running
+// Go for it (simphone.Lookahead); call it before Start.
+func (a *malgoAudio) SetLookahead(peek func(pcm []int16) bool, advance func(n int)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.peek, a.advance = peek, advance
+}
+
+// newFrameIO starts the periods afresh, with nothing played ahead.
+func (a *malgoAudio) newFrameIO(capture, playback func([]int16)) *frameIO {
+	f := newFrameIO(capture, playback)
+	if a.handoff != nil && a.kind == malgo.Duplex {
+		f.peek, f.advance = a.peek, a.advance
+		a.handoff.reset()
+	}
+	return f
 }
 
 // Pause stops the sound card while no call needs it (simphone.Pauser): its audio thread
@@ -368,7 +431,7 @@ func (a *malgoAudio) Resume() error {
 		return nil
 	}
 	old := a.io.Load()
-	a.io.Store(newFrameIO(old.capture, old.playback))
+	a.io.Store(a.newFrameIO(old.capture, old.playback))
 	if err := a.dev.Start(); err != nil {
 		return fmt.Errorf("audio: resuming the sound device: %w", err)
 	}

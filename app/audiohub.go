@@ -22,6 +22,8 @@ type audioHub struct {
 
 	mu                          sync.Mutex
 	phoneCapture, phonePlayback func([]int16)
+	phonePeek                   func([]int16) bool
+	phoneAdvance                func(int)
 	taps                        []*liveAudio
 }
 
@@ -32,7 +34,32 @@ func (h *audioHub) Start(capture, playback func(pcm []int16)) error {
 	h.mu.Lock()
 	h.phoneCapture, h.phonePlayback = capture, playback
 	h.mu.Unlock()
+	if l, ok := h.dev.(simphone.Lookahead); ok {
+		l.SetLookahead(h.peek, h.advance)
+	}
 	return h.dev.Start(h.capture, h.playback)
+}
+
+// SetLookahead is the phone's (simphone.Lookahead). The device plays a period ahead only
+// while no live call taps it: a live call's jitter buffer runs on the period itself.
+func (h *audioHub) SetLookahead(peek func(pcm []int16) bool, advance func(n int)) {
+	h.mu.Lock()
+	h.phonePeek, h.phoneAdvance = peek, advance
+	h.mu.Unlock()
+}
+
+func (h *audioHub) peek(pcm []int16) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.taps) == 0 && h.phonePeek != nil && h.phonePeek(pcm)
+}
+
+func (h *audioHub) advance(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.phoneAdvance != nil {
+		h.phoneAdvance(n)
+	}
 }
 
 func (h *audioHub) Close() error { return h.dev.Close() }

@@ -69,6 +69,15 @@ type Pauser interface {
 	Resume() error
 }
 
+// Lookahead is implemented by devices that can play a period without asking for it (the
+// softphone's sound card, whose goroutine then need not wake for that period). peek
+// fills pcm with what the speaker's next period will play, when that is decided already,
+// and reports whether it did; it uses nothing up. Once the device has played that period
+// it calls advance(len(pcm)), before it asks playback for anything more.
+type Lookahead interface {
+	SetLookahead(peek func(pcm []int16) bool, advance func(n int))
+}
+
 // phoneAudio fans one device out over the phone's calls: captured audio goes to every
 // call's sender, and the speaker plays the sum of every call's received audio.
 type phoneAudio struct {
@@ -83,6 +92,7 @@ type phoneAudio struct {
 	streams []*streamAudio
 	ready   []*streamAudio // capture's: streams with a frame to send
 	polling []*streamAudio // playback's: streams to read, outside mu
+	peeked  []*streamAudio // peek's: the streams whose audio it gave
 }
 
 // idle pauses a Pauser device while no stream uses it.
@@ -165,6 +175,37 @@ func (a *phoneAudio) playback(pcm []int16) {
 	for _, s := range a.streams {
 		s.mixPlayout(pcm)
 	}
+}
+
+// peek fills pcm with the speaker's next period if every call is in the middle of a
+// frame with that much of it left: only a frame boundary asks the jitter buffer, where
+// what arrives meanwhile counts. What arrives before the period after it is read then,
+// dated by the kernel, so playing a period ahead changes nothing the speaker plays.
+func (a *phoneAudio) peek(pcm []int16) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(pcm)
+	a.peeked = a.peeked[:0]
+	for _, s := range a.streams {
+		if !s.peekPlayout(pcm) {
+			clear(a.peeked)
+			a.peeked = a.peeked[:0]
+			return false
+		}
+		a.peeked = append(a.peeked, s)
+	}
+	return len(a.peeked) > 0
+}
+
+// advance uses up the period peek gave, which the device played.
+func (a *phoneAudio) advance(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, s := range a.peeked {
+		s.advancePlayout(n)
+		a.peeked[i] = nil
+	}
+	a.peeked = a.peeked[:0]
 }
 
 // streamAudio is one call's share of the device: a small FIFO of captured samples that
@@ -264,12 +305,36 @@ func (s *streamAudio) mixPlayout(pcm []int16) {
 			return
 		}
 		k := min(len(pcm)-off, s.outLen-s.outPos)
-		for i := range k {
-			v := int32(pcm[off+i]) + int32(s.out[s.outPos+i])
-			pcm[off+i] = int16(max(-32768, min(32767, v)))
-		}
+		mixInto(pcm[off:off+k], s.out[s.outPos:s.outPos+k])
 		off += k
 		s.outPos += k
+	}
+}
+
+// peekPlayout adds the next len(pcm) samples of the frame being played to pcm and
+// reports true if it holds that many (mixPlayout would then play just them), else
+// reports false. It uses nothing up.
+func (s *streamAudio) peekPlayout(pcm []int16) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outLen-s.outPos < len(pcm) {
+		return false
+	}
+	mixInto(pcm, s.out[s.outPos:s.outPos+len(pcm)])
+	return true
+}
+
+// advancePlayout uses up n samples peekPlayout gave.
+func (s *streamAudio) advancePlayout(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.outPos = min(s.outPos+n, s.outLen)
+}
+
+// mixInto adds src to dst, saturating.
+func mixInto(dst, src []int16) {
+	for i, v := range src {
+		dst[i] = int16(max(-32768, min(32767, int32(dst[i])+int32(v))))
 	}
 }
 

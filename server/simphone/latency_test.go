@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,8 +32,15 @@ const (
 // app's frameIO does. When asked (mark), the next captured frame is a marker and the
 // time it is handed over is sent on captured; when a marker begins in what the speaker
 // was given, the time that sample is due (when the callback returned plus its place in
-// the period) is sent on played.
+// the period) is sent on played. Like the softphone's sound card (app's frameIO.ahead) it
+// plays a period the phone already knows (Lookahead) without asking for it, once no
+// microphone frame completes in it.
 type periodDevice struct {
+	peek    func([]int16) bool
+	advance func(int)
+	// periods counts the periods played, ahead those played from peek.
+	periods, ahead atomic.Int64
+
 	mark     chan struct{}
 	captured chan time.Time
 	played   chan time.Time
@@ -50,15 +58,24 @@ func newPeriodDevice() *periodDevice {
 	}
 }
 
+// latencyAlignAfter is app's alignAfter: the periods a microphone frame completing in
+// them may keep from being played ahead before the frame boundary moves a period.
+const latencyAlignAfter = 50
+
+func (d *periodDevice) SetLookahead(peek func([]int16) bool, advance func(int)) {
+	d.peek, d.advance = peek, advance
+}
+
 func (d *periodDevice) Start(capture, playback func([]int16)) error {
 	go func() {
 		defer close(d.done)
 		t := time.NewTicker(latencyPeriod)
 		defer t.Stop()
 		period := int(latencyPeriod / (time.Second / media.SampleRate))
-		in, out := make([]int16, media.FrameSamples), make([]int16, period)
+		in, out, next := make([]int16, media.FrameSamples), make([]int16, period), make([]int16, period)
 		inN := 0
 		run := 0 // marker samples played in a row: every 160 of them is another frame
+		ahead, blocked := false, 0
 		for {
 			select {
 			case <-d.stop:
@@ -83,7 +100,14 @@ func (d *periodDevice) Start(capture, playback func([]int16)) error {
 				}
 				i += k
 			}
-			playback(out)
+			if ahead {
+				out, next = next, out
+				d.advance(period)
+				d.ahead.Add(1)
+			} else {
+				playback(out)
+			}
+			d.periods.Add(1)
 			done := time.Now()
 			for j, v := range out {
 				if v <= markerLevel/2 {
@@ -94,6 +118,18 @@ func (d *periodDevice) Start(capture, playback func([]int16)) error {
 					d.played <- done.Add(time.Duration(j) * time.Second / media.SampleRate)
 				}
 				run++
+			}
+			ahead = false
+			if d.peek != nil && d.peek(next) {
+				ahead = inN+period < len(in)
+				if !ahead {
+					if blocked++; blocked >= latencyAlignAfter {
+						inN, ahead = 0, true
+					}
+				}
+				if ahead {
+					blocked = 0
+				}
 			}
 		}
 	}()
@@ -133,6 +169,7 @@ func newLatencyRig(tb testing.TB) *latencyRig {
 		stop: make(chan struct{}),
 	}
 	r.pa = &phoneAudio{dev: r.dev}
+	r.dev.SetLookahead(r.pa.peek, r.pa.advance)
 	st, err := newStreamAt(netip.AddrFrom4([4]byte{127, 0, 0, 1}), r.pa, slog.New(slog.DiscardHandler), media.PCMU, 0, time.Second, make(chan rune, 4))
 	if err != nil {
 		tb.Fatal(err)
@@ -252,11 +289,18 @@ func (r *latencyRig) measure(tb testing.TB) (capture, playback time.Duration) {
 // markers), and reports p50 and p99 in ms, the sound card's buffer counted (see
 // latencyPeriod): capture-ms is microphone frame → RTP packet on the wire, playback-ms
 // is RTP packet on the wire → speaker. The target is under 40 ms each way.
+// ahead-% is the share of periods the device played ahead (Lookahead), without asking.
 //
 //	go test -run '^$' -bench AudioLatency -benchtime 200x ./server/simphone/
 func BenchmarkAudioLatency(b *testing.B) {
 	var caps, plays []float64
 	var r *latencyRig
+	var ahead, periods int64
+	closeRig := func() {
+		ahead += r.dev.ahead.Load()
+		periods += r.dev.periods.Load()
+		r.close()
+	}
 	defer func() {
 		if r != nil {
 			r.close()
@@ -266,7 +310,7 @@ func BenchmarkAudioLatency(b *testing.B) {
 	for b.Loop() {
 		if i%10 == 0 {
 			if r != nil {
-				r.close()
+				closeRig()
 			}
 			r = newLatencyRig(b)
 			r.measure(b) // let the jitter buffer settle
@@ -280,6 +324,11 @@ func BenchmarkAudioLatency(b *testing.B) {
 	b.ReportMetric(percentile(caps, 99), "capture-p99-ms")
 	b.ReportMetric(percentile(plays, 50), "playback-p50-ms")
 	b.ReportMetric(percentile(plays, 99), "playback-p99-ms")
+	if r != nil {
+		closeRig()
+		r = nil
+	}
+	b.ReportMetric(100*float64(ahead)/float64(max(periods, 1)), "ahead-%")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -252,6 +252,9 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 	}
 	if cfg.Audio != nil {
 		p.audio = &phoneAudio{dev: cfg.Audio}
+		if l, ok := cfg.Audio.(Lookahead); ok {
+			l.SetLookahead(p.audio.peek, p.audio.advance)
+		}
 		if err := cfg.Audio.Start(p.audio.capture, p.audio.playback); err != nil {
 			p.cancel()
 			pc.Close()
