@@ -224,3 +224,6 @@ func (s *Server) Store() store.Store { return s.store }
 
 // TakeTicks reports what the room clock's polls did since its last call.
 func (s *Server) TakeTicks() metrics.TickStats { return s.metrics.TakeTicks() }
+
+// MediaStats reports the phone calls' media counters now (jitter buffers, RTP).
+func (s *Server) MediaStats() sip.MediaStats { return s.sip.MediaStats() }

@@ -23,6 +23,7 @@ import (
 
 	"ringside/server"
 	"ringside/server/loadgen"
+	"ringside/server/sip"
 	"ringside/server/store"
 )
 
@@ -72,15 +73,20 @@ type benchResult struct {
 	// In-process: the server's room clock over the window. A poll that starts late sends
 	// its frames late; late frames without late polls were delayed elsewhere (the
 	// generator, the kernel).
-	ServerPolls        *uint64    `json:"server_polls,omitempty"`
-	ServerLatePolls    *uint64    `json:"server_late_polls,omitempty"`
-	ServerPollLagMaxMs *float64   `json:"server_poll_lag_ms_max,omitempty"`
-	RSSPerCallKB       *float64   `json:"rss_per_call_kb"`
-	ServerRSSMB        *float64   `json:"server_rss_mb"`
-	Capacity           *int       `json:"capacity,omitempty"`
-	Steps              []step     `json:"steps,omitempty"`
-	Compare            []load     `json:"compare,omitempty"`
-	HostProbe          *hostProbe `json:"host_probe,omitempty"`
+	ServerPolls        *uint64  `json:"server_polls,omitempty"`
+	ServerLatePolls    *uint64  `json:"server_late_polls,omitempty"`
+	ServerPollLagMaxMs *float64 `json:"server_poll_lag_ms_max,omitempty"`
+	// In-process, over the window: ticks at which a leg's jitter buffer had nothing to
+	// play (the generator's audio reached the server late or not at all), and frames the
+	// buffers refused or discarded unplayed (too late, overflow, draining a backlog).
+	ServerJitterMissing *uint64    `json:"server_jitter_missing,omitempty"`
+	ServerJitterDropped *uint64    `json:"server_jitter_dropped,omitempty"`
+	RSSPerCallKB        *float64   `json:"rss_per_call_kb"`
+	ServerRSSMB         *float64   `json:"server_rss_mb"`
+	Capacity            *int       `json:"capacity,omitempty"`
+	Steps               []step     `json:"steps,omitempty"`
+	Compare             []load     `json:"compare,omitempty"`
+	HostProbe           *hostProbe `json:"host_probe,omitempty"`
 }
 
 // load is one load of --compare: the same number of calls relayed and whispered, one
@@ -401,6 +407,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 		t0, t1         time.Time
 		srv0, srv1     float64
 		gen0, gen1     float64
+		media0         sip.MediaStats
 		rss1           int64
 		result         *loadgen.Result
 		genErr         string
@@ -429,6 +436,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 			gen0, _ = cpuSeconds(gen)
 			if b.srv != nil {
 				b.srv.TakeTicks()
+				media0 = b.srv.MediaStats()
 			}
 			if b.f.cpuProfile != "" && b.srv != nil && !profileStarted {
 				if profileFile, err = os.Create(b.f.cpuProfile); err == nil && pprof.StartCPUProfile(profileFile) == nil {
@@ -450,6 +458,9 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 				t := b.srv.TakeTicks()
 				lag := round3(t.MaxLag.Seconds() * 1000)
 				out.ServerPolls, out.ServerLatePolls, out.ServerPollLagMaxMs = &t.Polls, &t.Late, &lag
+				m := b.srv.MediaStats()
+				missing, dropped := m.JitterMissing-media0.JitterMissing, m.JitterDropped-media0.JitterDropped
+				out.ServerJitterMissing, out.ServerJitterDropped = &missing, &dropped
 			}
 			if stopProbe != nil { // after the readings: it waits for the probe to exit
 				out.HostProbe = stopProbe()

@@ -67,6 +67,14 @@ func TestBenchSmallRun(t *testing.T) {
 	if num("server_cpu_per_call_pct") < 0 || num("generator_cpu_pct") < 0 || num("setup_calls_per_s") <= 0 {
 		t.Errorf("cpu per call %v, generator cpu %v, setup %v/s", got["server_cpu_per_call_pct"], got["generator_cpu_pct"], got["setup_calls_per_s"])
 	}
+	// The server's jitter buffers, over the window only: at most one missing frame per
+	// leg and tick (a count from before the window, or one gone backwards, would not fit).
+	legTicks := 12 * 50 * num("window_s")
+	for _, k := range []string{"server_jitter_missing", "server_jitter_dropped"} {
+		if v, ok := got[k].(float64); !ok || v < 0 || v > legTicks {
+			t.Errorf("%s = %v, want a count under %.0f", k, got[k], legTicks)
+		}
+	}
 	// The host probe woke on every core every 5 ms of the 3 s window (it starts and stops
 	// with the window as a process of its own, give or take a busy machine's delays).
 	probe, _ := got["host_probe"].(map[string]any)
