@@ -383,6 +383,13 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 	if err != nil {
 		return out, err
 	}
+	// The host probe starts before the calls: a process starting holds the machine up
+	// for tens of milliseconds.
+	var probe *probeRun
+	if b.f.probeHost {
+		probe = startProbe(exe, os.Environ())
+	}
+	defer probe.end() // the window may not have ended (the generator failed)
 	limit := cfg.Duration + cfg.WarmUp + 5*time.Minute
 	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -415,7 +422,6 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 		profileFile    *os.File
 		profileStarted bool
 		traceFile      *os.File
-		stopProbe      func() *hostProbe
 		tracing        bool
 	)
 	sc := bufio.NewScanner(pipe)
@@ -427,9 +433,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 		}
 		switch msg.Phase {
 		case loadgen.WindowStart:
-			if b.f.probeHost && stopProbe == nil {
-				stopProbe = startProbe(exe, os.Environ())
-			}
+			probe.begin()
 			t0 = time.Now()
 			out.HostLoad1m = loadAverage()
 			srv0, _ = cpuSeconds(b.pid)
@@ -462,9 +466,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 				missing, dropped := m.JitterMissing-media0.JitterMissing, m.JitterDropped-media0.JitterDropped
 				out.ServerJitterMissing, out.ServerJitterDropped = &missing, &dropped
 			}
-			if stopProbe != nil { // after the readings: it waits for the probe to exit
-				out.HostProbe = stopProbe()
-			}
+			out.HostProbe = probe.end() // after the readings: it waits for the probe to exit
 			if profiling {
 				pprof.StopCPUProfile()
 				profiling = false
@@ -480,9 +482,6 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 		if msg.Error != "" {
 			genErr = msg.Error
 		}
-	}
-	if stopProbe != nil {
-		stopProbe() // the window may not have ended (the generator failed)
 	}
 	if profiling {
 		pprof.StopCPUProfile()

@@ -4,8 +4,10 @@ package main
 
 import (
 	"errors"
+	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -16,8 +18,9 @@ const probeCoresMax = 8
 
 // probeCores runs one pinned thread per core of this process's set (up to
 // probeCoresMax), each sleeping with the kernel's absolute timer to the same instants,
-// until stop closes; lags[core][i] is how late instant i woke that core's thread.
-func probeCores(stop <-chan struct{}) ([][]time.Duration, error) {
+// until stop closes; lags[core][i] is how late the i-th instant after begin closed woke
+// that core's thread.
+func probeCores(begin, stop <-chan struct{}) ([][]time.Duration, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, err
@@ -39,6 +42,19 @@ func probeCores(stop <-chan struct{}) ([][]time.Duration, error) {
 		return nil, err
 	}
 	start := ts.Nano() + int64(10*time.Millisecond)
+	// Every thread counts from the same instant, the first after begin: the cores'
+	// lags stay aligned, instant by instant.
+	var from atomic.Int64
+	from.Store(math.MaxInt64)
+	go func() {
+		select {
+		case <-begin:
+			var now unix.Timespec
+			_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
+			from.Store(max(0, (now.Nano()-start)/int64(probeEvery)+1))
+		case <-stop:
+		}
+	}()
 	lags := make([][]time.Duration, len(cores))
 	errs := make([]error, len(cores))
 	var wg sync.WaitGroup
@@ -74,7 +90,9 @@ func probeCores(stop <-chan struct{}) ([][]time.Duration, error) {
 				}
 				var now unix.Timespec
 				_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
-				lag = append(lag, time.Duration(now.Nano()-due))
+				if k >= from.Load() {
+					lag = append(lag, time.Duration(now.Nano()-due))
+				}
 			}
 		}()
 	}

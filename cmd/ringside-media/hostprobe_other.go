@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func probeCores(stop <-chan struct{}) ([][]time.Duration, error) {
+func probeCores(_, stop <-chan struct{}) ([][]time.Duration, error) {
 	<-stop
 	return nil, errors.New("the host probe pins threads to cores, which only Linux is asked for here")
 }

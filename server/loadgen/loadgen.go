@@ -303,6 +303,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := r.setUp(ctx, &res); err != nil {
 		return res, err
 	}
+	r.phase.Store(phaseWarmUp)
 	r.progress(Established)
 	if err := sleep(ctx, cfg.WarmUp); err != nil {
 		return res, err
