@@ -101,9 +101,11 @@ func benchProbe(stdout io.Writer) error {
 
 // probeRun is a running probe child.
 type probeRun struct {
+	cmd   *exec.Cmd
 	stdin io.WriteCloser
+	out   io.Reader
 	once  sync.Once
-	stop  func() *hostProbe
+	res   *hostProbe
 }
 
 // startProbe starts the probe child, which counts nothing until begin (nil if it could
@@ -116,23 +118,7 @@ func startProbe(exe string, env []string) *probeRun {
 	if err1 != nil || err2 != nil || cmd.Start() != nil {
 		return nil
 	}
-	p := &probeRun{stdin: stdin}
-	var res *hostProbe
-	p.stop = func() *hostProbe {
-		p.once.Do(func() {
-			stdin.Close()
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				var p hostProbe
-				if json.Unmarshal(sc.Bytes(), &p) == nil && p.Cores > 0 {
-					res = &p
-				}
-			}
-			_ = cmd.Wait()
-		})
-		return res
-	}
-	return p
+	return &probeRun{cmd: cmd, stdin: stdin, out: out}
 }
 
 // begin starts the counting: the window starts.
@@ -142,10 +128,22 @@ func (p *probeRun) begin() {
 	}
 }
 
-// end stops the probe and returns what it counted (nil without a probe).
+// end stops the probe and returns what it counted (nil without a probe, or if it
+// reported nothing); later calls return the same.
 func (p *probeRun) end() *hostProbe {
 	if p == nil {
 		return nil
 	}
-	return p.stop()
+	p.once.Do(func() {
+		p.stdin.Close()
+		sc := bufio.NewScanner(p.out)
+		for sc.Scan() {
+			var h hostProbe
+			if json.Unmarshal(sc.Bytes(), &h) == nil && h.Cores > 0 {
+				p.res = &h
+			}
+		}
+		_ = p.cmd.Wait()
+	})
+	return p.res
 }
