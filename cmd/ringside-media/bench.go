@@ -67,6 +67,7 @@ type benchResult struct {
 	Server              string   `json:"server"`
 	Cores               int      `json:"cores"`
 	HostLoad1m          float64  `json:"host_load_1m"`            // at the window's start: other work on the machine skews every number
+	HostKdamonds        int      `json:"host_kdamonds"`           // the kernel's DAMON threads running at the window's start: each stalls a core now and then
 	ServerCPUPct        *float64 `json:"server_cpu_pct"`          // % of one core
 	ServerCPUPerCallPct *float64 `json:"server_cpu_per_call_pct"` // % of one core per concurrent call
 	GeneratorCPUPct     float64  `json:"generator_cpu_pct"`
@@ -268,6 +269,9 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		}
 		out.Compare = loads
 	}
+	if out.HostKdamonds > 0 {
+		fmt.Fprintf(stderr, "bench: the host's kernel runs DAMON (%d kdamond thread(s)), which holds a core for milliseconds about every half second: some frames will be late for it (host_probe shows the host's share; README: host_kdamonds)\n", out.HostKdamonds)
+	}
 	line, err := json.Marshal(out)
 	if err != nil {
 		return err
@@ -436,6 +440,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 			probe.begin()
 			t0 = time.Now()
 			out.HostLoad1m = loadAverage()
+			out.HostKdamonds = kdamonds()
 			srv0, _ = cpuSeconds(b.pid)
 			gen0, _ = cpuSeconds(gen)
 			if b.srv != nil {

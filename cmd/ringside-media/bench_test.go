@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +86,18 @@ func TestBenchSmallRun(t *testing.T) {
 	ratio, _ := probe["late_ratio"].(float64)
 	if cores < 1 || wakes < 3000/5*0.9 || wakes > 3000/5*1.1 || ratio < 0 || ratio > 1 || probe["error"] != nil {
 		t.Errorf("host_probe = %v, want about 600 wakes on each core", got["host_probe"])
+	}
+	// DAMON's threads, as ps would list them, and the warning on stderr when there are any.
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	damon := 0
+	for _, s := range stats {
+		if b, err := os.ReadFile(s); err == nil && bytes.Contains(b, []byte("(kdamond")) {
+			damon++
+		}
+	}
+	warned := strings.Contains(errOut.String(), "runs DAMON")
+	if num("host_kdamonds") != float64(damon) || warned != (damon > 0) {
+		t.Errorf("host_kdamonds = %v and warned %v, want %d kdamond threads (from /proc/*/stat)", got["host_kdamonds"], warned, damon)
 	}
 }
 
