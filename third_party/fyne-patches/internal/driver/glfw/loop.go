@@ -349,13 +349,20 @@ func (d *gLDriver) repaintWindow(w *window) bool {
 	freed = canvas.FreeDirtyTextures() > 0
 
 	updateGLContext(w)
-	canvas.paint(canvas.Size())
-
 	view := w.viewport
 	visible := w.visible
+	// Ringside overlay: a frame that changed in part is drawn and shown in part (damage.go).
+	shown, partial := canvas.paint(canvas.Size(), view != nil && visible && canShowPart(w))
 
 	if view != nil && visible {
-		view.SwapBuffers()
+		if !partial {
+			view.SwapBuffers()
+		} else if shown.w > 0 && shown.h > 0 {
+			showPart(w, shown)
+		}
+		if logRepaints {
+			logRepaint(w, shown, partial)
+		}
 	}
 
 	// mark that we have walked the window and don't
@@ -366,6 +373,7 @@ func (d *gLDriver) repaintWindow(w *window) bool {
 
 // refreshWindow requests that the specified window be redrawn
 func refreshWindow(w *window) {
+	w.canvas.damage.repaintAll() // Ringside overlay: exposed, so drawn whole
 	w.canvas.SetDirty()
 }
 

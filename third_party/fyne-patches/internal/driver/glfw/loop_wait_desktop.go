@@ -83,6 +83,7 @@ func isMinimized(w *window) bool {
 			}
 			minimized[w] = iconified
 			if !iconified {
+				w.canvas.damage.repaintAll()
 				w.canvas.SetDirty()
 			}
 		})
