@@ -19,22 +19,10 @@ import (
 // sign-in window (an idle event loop) must end within seconds of a signal. Set
 // RINGSIDE_SCREENSHOT=path to keep the screenshot.
 func TestDemoWindowUnderXvfb(t *testing.T) {
-	for _, tool := range []string{"xvfb-run", "import"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is missing (make deps installs xvfb and imagemagick)", tool)
-		}
-	}
-	if testing.Short() {
-		t.Skip("builds the GL program; skipped with -short")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ringside")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir := t.TempDir()
+	bin := buildUnderXvfb(ctx, t, dir, ".", "ringside", "xvfb-run", "import")
 
 	shot := filepath.Join(dir, "shot.png")
 	restored := [2]string{filepath.Join(dir, "restored1.png"), filepath.Join(dir, "restored2.png")}
@@ -93,6 +81,25 @@ ends $signin TERM && ends $pid INT && { [ -z "$wm" ] || kill $wm; }`
 			t.Error(err)
 		}
 	}
+}
+
+// buildUnderXvfb skips the test without the tools it needs, or with -short, and builds
+// the program pkg as dir/name for a run on a virtual X display.
+func buildUnderXvfb(ctx context.Context, t *testing.T, dir, pkg, name string, tools ...string) string {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is missing (make deps installs xvfb and imagemagick)", tool)
+		}
+	}
+	if testing.Short() {
+		t.Skip("builds a GL program; skipped with -short")
+	}
+	bin := filepath.Join(dir, name)
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func readPNG(t *testing.T, path string) image.Image {

@@ -15,23 +15,15 @@ import (
 // damage.go) under Xvfb with software GL: a window goes through a series of changes
 // (testdata/repaint) and saves the screen after each, once drawing only where a frame
 // changed and once drawing every frame whole (RINGSIDE_FULL_REPAINT=1). The pictures must
-// be the same, pixel for pixel, and the first run must really have drawn frames in part.
+// be the same, to within 2/255 per colour channel, and the first run must really have
+// drawn frames in part. (llvmpipe rasterizes by tiles and picks fast paths by what a tile
+// holds: two whole frames that draw an unchanged object the same way can still differ by
+// 1/255 where other objects changed. A frame left stale differs by far more.)
 func TestPartialRepaint(t *testing.T) {
-	for _, tool := range []string{"xvfb-run", "import"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is missing (make deps installs xvfb and imagemagick)", tool)
-		}
-	}
-	if testing.Short() {
-		t.Skip("builds a GL program; skipped with -short")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "repaint")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./testdata/repaint").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir := t.TempDir()
+	bin := buildUnderXvfb(ctx, t, dir, "./testdata/repaint", "repaint", "xvfb-run", "import")
 	part, whole := filepath.Join(dir, "part"), filepath.Join(dir, "whole")
 	for _, d := range []string{part, whole} {
 		if err := os.Mkdir(d, 0o755); err != nil {
