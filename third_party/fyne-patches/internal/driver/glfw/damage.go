@@ -14,7 +14,7 @@ import (
 // Upstream Fyne draws every object of a window for every frame. With software GL
 // (llvmpipe: virtual desktops, machines without a GPU driver) that is milliseconds of CPU
 // for a dashboard whose only change is a call timer's next second. Where the window can
-// show part of a frame (presentPart), a frame compares what it shows with the frame
+// show part of a frame (canShowPart, showPart), a frame compares what it shows with the frame
 // before: the same objects in the same places, and only some refreshed, is drawn inside
 // the rectangle around the refreshed and moved objects, and only that rectangle is shown.
 // Anything else (objects added, removed, hidden or shown, a new size or scale, a window
