@@ -222,6 +222,9 @@ func (s *Server) Stop(ctx context.Context) error {
 // Store gives tools and tests the store of a running server.
 func (s *Server) Store() store.Store { return s.store }
 
+// Rescues is how many times a clock shard serviced the rooms of another, stalled one.
+func (s *Server) Rescues() uint64 { return s.clock.Rescues() }
+
 // TakeTicks reports what the room clock's polls did since its last call.
 func (s *Server) TakeTicks() metrics.TickStats { return s.metrics.TakeTicks() }
 

@@ -74,8 +74,10 @@ type benchResult struct {
 	// In-process: the server's room clock over the window. A poll that starts late sends
 	// its frames late; late frames without late polls were delayed elsewhere (the
 	// generator, the kernel).
-	ServerPolls        *uint64  `json:"server_polls,omitempty"`
-	ServerLatePolls    *uint64  `json:"server_late_polls,omitempty"`
+	ServerPolls     *uint64 `json:"server_polls,omitempty"`
+	ServerLatePolls *uint64 `json:"server_late_polls,omitempty"`
+	// Times a shard serviced the overdue rooms of another that had stalled.
+	ServerRescues      *uint64  `json:"server_rescues,omitempty"`
 	ServerPollLagMaxMs *float64 `json:"server_poll_lag_ms_max,omitempty"`
 	// In-process, over the window: ticks at which a leg's jitter buffer had nothing to
 	// play (the generator's audio reached the server late or not at all), and frames the
@@ -419,6 +421,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 		srv0, srv1     float64
 		gen0, gen1     float64
 		media0         sip.MediaStats
+		rescues0       uint64
 		rss1           int64
 		result         *loadgen.Result
 		genErr         string
@@ -446,6 +449,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 			if b.srv != nil {
 				b.srv.TakeTicks()
 				media0 = b.srv.MediaStats()
+				rescues0 = b.srv.Rescues()
 			}
 			if b.f.cpuProfile != "" && b.srv != nil && !profileStarted {
 				if profileFile, err = os.Create(b.f.cpuProfile); err == nil && pprof.StartCPUProfile(profileFile) == nil {
@@ -467,6 +471,8 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 				t := b.srv.TakeTicks()
 				lag := round3(t.MaxLag.Seconds() * 1000)
 				out.ServerPolls, out.ServerLatePolls, out.ServerPollLagMaxMs = &t.Polls, &t.Late, &lag
+				rescues := b.srv.Rescues() - rescues0
+				out.ServerRescues = &rescues
 				m := b.srv.MediaStats()
 				missing, dropped := m.JitterMissing-media0.JitterMissing, m.JitterDropped-media0.JitterDropped
 				out.ServerJitterMissing, out.ServerJitterDropped = &missing, &dropped

@@ -3,6 +3,7 @@ package room
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ringside/media"
@@ -22,6 +23,8 @@ type Clock struct {
 	shards []*shard
 	next   int
 	mu     sync.Mutex
+	// rescues counts polls in which a shard serviced a stalled shard's rooms.
+	rescues atomic.Uint64
 	// OnTick, when set, is told after every poll how late it started and how long it took;
 	// metrics hook it. Called from the shard goroutines.
 	OnTick func(lag, took time.Duration)
@@ -35,7 +38,18 @@ type shard struct {
 	mu    sync.Mutex
 	rooms []*Room
 	io    []ShardIO
+	// polled is when the shard's next poll is due (since epoch), kept until that poll
+	// ends: a shard rescueAfter past it has stalled, and the others rescue its rooms.
+	polled atomic.Int64
 }
+
+// rescueAfter is how far past its poll's due time a shard must be before the other shards
+// service its overdue rooms. A shard stalls when the kernel takes its thread's core (a
+// kernel thread, another process) for milliseconds: its rooms would wait for that core
+// while the other core has time. The rooms' own frames are due takeMargin after they came,
+// so 1.5 ms of waiting costs nothing; a room the stalled shard is servicing right then
+// stays with it (Room.tryService).
+const rescueAfter = 1500 * time.Microsecond
 
 // ShardIO is I/O shared by the rooms of one shard: legs multiplexed on a few sockets. The
 // clock calls Receive before the shard's rooms are serviced (every leg's packets reach its
@@ -125,9 +139,13 @@ func (c *Clock) Run(ctx context.Context) {
 	wg.Wait()
 }
 
+// Rescues is how many times a shard serviced the overdue rooms of another, stalled one.
+func (c *Clock) Rescues() uint64 { return c.rescues.Load() }
+
 func (c *Clock) runShard(ctx context.Context, s *shard, poll time.Duration, next time.Time) {
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
+	s.polled.Store(int64(next.Sub(epoch)))
 	var rooms []*Room
 	var io []ShardIO
 	for {
@@ -149,14 +167,19 @@ func (c *Clock) runShard(ctx context.Context, s *shard, poll time.Duration, next
 		now := time.Since(epoch)
 		wake := now + media.FrameDuration
 		for _, r := range rooms {
-			r.Service(now)
-			wake = min(wake, r.wake)
+			r.tryService(now)
+			wake = min(wake, time.Duration(r.due.Load()))
 		}
 		for _, x := range io {
 			x.Flush()
 		}
 		if c.OnTick != nil {
 			c.OnTick(lag, time.Since(start))
+		}
+		for _, o := range c.shards {
+			if o != s {
+				rooms, io = c.rescue(o, rooms, io)
+			}
 		}
 		next = next.Add(poll)
 		if until := epoch.Add(wake); until.After(next) {
@@ -168,6 +191,31 @@ func (c *Clock) runShard(ctx context.Context, s *shard, poll time.Duration, next
 			// Far behind (machine suspended): poll afresh; the rooms catch up.
 			next = time.Now().Add(poll)
 		}
+		s.polled.Store(int64(next.Sub(epoch)))
 		timer.Reset(time.Until(next))
 	}
+}
+
+// rescue services s's overdue rooms if s has stalled, with rooms and io as scratch.
+func (c *Clock) rescue(s *shard, rooms []*Room, io []ShardIO) ([]*Room, []ShardIO) {
+	now := time.Since(epoch)
+	if now-time.Duration(s.polled.Load()) < rescueAfter || !s.mu.TryLock() {
+		return rooms, io
+	}
+	rooms = append(rooms[:0], s.rooms...)
+	io = append(io[:0], s.io...)
+	s.mu.Unlock()
+	c.rescues.Add(1)
+	for _, x := range io {
+		x.Receive()
+	}
+	for _, r := range rooms {
+		if time.Duration(r.due.Load()) <= now {
+			r.tryService(now)
+		}
+	}
+	for _, x := range io {
+		x.Flush()
+	}
+	return rooms, io
 }

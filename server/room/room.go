@@ -196,6 +196,10 @@ type Room struct {
 	// new slice).
 	wake time.Duration
 	seen *[]*Leg
+	// serving is held by the goroutine servicing the room: its shard's, or another shard's
+	// rescuing it. due is wake, for the clock's goroutines that don't hold serving.
+	serving sync.Mutex
+	due     atomic.Int64
 
 	// Scratch of the clock.
 	sum    [media.FrameSamples]int32
@@ -330,6 +334,16 @@ func (r *Room) Service(now time.Duration) {
 			}
 			r.wake = min(r.wake, l.due)
 		}
+	}
+	r.due.Store(int64(r.wake))
+}
+
+// tryService services the room unless another goroutine is at it: the clock's shard and
+// one rescuing it never wait for each other.
+func (r *Room) tryService(now time.Duration) {
+	if r.serving.TryLock() {
+		r.Service(now)
+		r.serving.Unlock()
 	}
 }
 
