@@ -65,7 +65,7 @@ func TestMetrics(t *testing.T) {
 		`ringside_legs_active{role="customer"}`, `ringside_monitors_active{mode="whisper"}`,
 		`ringside_jitter_dropped_frames_total`, `ringside_jitter_missing_frames_total`,
 		`ringside_rtp_foreign_packets_total`, `ringside_rtp_malformed_packets_total`,
-		`ringside_late_ticks_total`, `ringside_tick_lag_seconds_count`,
+		`ringside_late_ticks_total`, `ringside_tick_lag_seconds_count`, `ringside_clock_rescues_total`,
 		`ringside_auth_failures_total{method="REGISTER"}`, `go_goroutines`,
 	} {
 		if _, ok := m[name]; !ok {

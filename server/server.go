@@ -149,6 +149,7 @@ func (s *Server) start(ctx context.Context) error {
 		return st
 	})
 	s.clock.OnTick = s.metrics.ObserveTick
+	s.metrics.CountRescues(s.clock.Rescues)
 	// Live calls (browser to softphone) only borrow the API's login and ask SIP whether
 	// an agent is on a phone call; SIP asks them whether an agent is on a live call.
 	s.live = live.New(live.Config{

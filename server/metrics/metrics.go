@@ -85,6 +85,15 @@ func New(stats func() sip.MediaStats) *Metrics {
 	return m
 }
 
+// CountRescues exports rescues (room.Clock.Rescues), read at each scrape, as
+// ringside_clock_rescues_total.
+func (m *Metrics) CountRescues(rescues func() uint64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "ringside_clock_rescues_total",
+		Help: "Times a room-clock shard found another 1.5 ms past its poll (its thread stalled) and serviced that shard's overdue rooms.",
+	}, func() float64 { return float64(rescues()) }))
+}
+
 // ObserveTick takes the clock's report of one poll (room.Clock.OnTick).
 func (m *Metrics) ObserveTick(lag, took time.Duration) {
 	lag = max(lag, 0)

@@ -24,6 +24,7 @@ func TestMetrics(t *testing.T) {
 	m.ObserveTick(time.Millisecond, 100*time.Microsecond)
 	m.ObserveTick(6*time.Millisecond, 100*time.Microsecond)
 	m.ObserveTick(-time.Millisecond, 100*time.Microsecond)
+	m.CountRescues(func() uint64 { return 12 })
 	m.AuthFailure("REGISTER")
 	m.AuthFailure("REGISTER")
 	m.AuthFailure("X-SOMETHING-ODD")
@@ -46,6 +47,7 @@ func TestMetrics(t *testing.T) {
 		"ringside_rtp_malformed_packets_total 4\n",
 		"ringside_tick_lag_seconds_count 3\n",
 		"ringside_late_ticks_total 1\n",
+		"ringside_clock_rescues_total 12\n",
 		`ringside_auth_failures_total{method="REGISTER"} 2` + "\n",
 		`ringside_auth_failures_total{method="INVITE"} 0` + "\n",
 		`ringside_auth_failures_total{method="other"} 1` + "\n",
