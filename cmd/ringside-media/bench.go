@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -49,6 +50,7 @@ type benchFlags struct {
 	cpuProfile   string
 	execTrace    string
 	genProfile   string
+	genNice      int
 	logLevel     string
 	rtpMux       bool
 	muxSockets   int
@@ -58,6 +60,7 @@ type benchFlags struct {
 type generatorConfig struct {
 	loadgen.Config
 	CPUProfile string // the generator's own CPU profile over the window
+	Nice       int    // the generator's niceness
 }
 
 // benchResult is the JSON line the bench prints last.
@@ -71,6 +74,7 @@ type benchResult struct {
 	ServerCPUPct        *float64 `json:"server_cpu_pct"`          // % of one core
 	ServerCPUPerCallPct *float64 `json:"server_cpu_per_call_pct"` // % of one core per concurrent call
 	GeneratorCPUPct     float64  `json:"generator_cpu_pct"`
+	GeneratorNice       int      `json:"generator_nice"` // its threads' lowest niceness
 	// In-process: the server's room clock over the window. A poll that starts late sends
 	// its frames late; late frames without late polls were delayed elsewhere (the
 	// generator, the kernel).
@@ -158,6 +162,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.SetupConcurrency, "setup-concurrency", f.SetupConcurrency, "calls set up at once")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "in-process: write the server's CPU profile over the window to this file")
 	fs.StringVar(&f.execTrace, "trace", "", "in-process: write the server's execution trace over the window to this file (go tool trace; -pprof=sched shows who waited for a thread)")
+	fs.IntVar(&f.genNice, "generator-nice", 0, "run the load generator at this niceness (0 to 19): the server, the system measured, goes first when they share a core")
 	fs.StringVar(&f.genProfile, "generator-cpuprofile", "", "write the load generator's CPU profile over the window to this file")
 	fs.StringVar(&f.logLevel, "log-level", "error", "in-process server's log level (to stderr)")
 	fs.BoolVar(&f.rtpMux, "rtp-mux", server.DefaultConfig().RTPMux, "in-process server: RTP on shared sockets per clock shard (serve --rtp-mux); false: a socket per leg")
@@ -379,7 +384,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 	}
 	rss0, rssErr := rssBytes(b.pid)
 
-	cfg := generatorConfig{Config: b.f.Config, CPUProfile: b.f.genProfile}
+	cfg := generatorConfig{Config: b.f.Config, CPUProfile: b.f.genProfile, Nice: b.f.genNice}
 	cfg.Calls, cfg.Monitored = calls, monitored
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
@@ -422,6 +427,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 		gen0, gen1     float64
 		media0         sip.MediaStats
 		rescues0       uint64
+		genNice        = b.f.genNice
 		rss1           int64
 		result         *loadgen.Result
 		genErr         string
@@ -466,6 +472,9 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 			t1 = time.Now()
 			srv1, _ = cpuSeconds(b.pid)
 			gen1, _ = cpuSeconds(gen)
+			if n, err := leastNice(gen); err == nil {
+				genNice = n // what its threads run at, not just what was asked
+			}
 			rss1, _ = rssBytes(b.pid)
 			if b.srv != nil {
 				t := b.srv.TakeTicks()
@@ -521,6 +530,7 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 	window := t1.Sub(t0).Seconds()
 	if window > 0 {
 		out.GeneratorCPUPct = round3(100 * (gen1 - gen0) / window)
+		out.GeneratorNice = genNice
 		if b.pid != 0 {
 			pct := round3(100 * (srv1 - srv0) / window)
 			out.ServerCPUPct = &pct
@@ -574,6 +584,11 @@ func benchGenerator(cfgJSON string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("bench generator: config: %w", err)
 	}
 	cfg := gc.Config
+	if gc.Nice != 0 {
+		if err := niceProcess(gc.Nice); err != nil {
+			return fmt.Errorf("bench generator: --generator-nice %d: %w", gc.Nice, err)
+		}
+	}
 	emit := func(m generatorMessage) {
 		line, _ := json.Marshal(m)
 		fmt.Fprintf(stdout, "%s\n", line)
@@ -614,18 +629,9 @@ func cpuSeconds(pid int) (float64, error) {
 	if pid == 0 {
 		return 0, errors.New("no pid")
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	fields, err := statFields(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("bad /proc stat")
-	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 13 {
-		return 0, errors.New("bad /proc stat")
 	}
 	utime, err1 := strconv.ParseFloat(fields[11], 64) // field 14 of stat
 	stime, err2 := strconv.ParseFloat(fields[12], 64) // field 15
@@ -633,6 +639,44 @@ func cpuSeconds(pid int) (float64, error) {
 		return 0, errors.New("bad /proc stat")
 	}
 	return (utime + stime) / clockTicksPerS, nil
+}
+
+// leastNice is the lowest niceness among a process's threads, from
+// /proc/<pid>/task/*/stat: Linux keeps niceness per thread.
+func leastNice(pid int) (int, error) {
+	stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/[0-9]*/stat", pid))
+	least, found := 0, false
+	for _, st := range stats {
+		fields, err := statFields(st)
+		if err != nil {
+			continue // the thread ended
+		}
+		if n, err := strconv.Atoi(fields[16]); err == nil && (!found || n < least) { // field 19
+			least, found = n, true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("no threads of process %d in /proc", pid)
+	}
+	return least, nil
+}
+
+// statFields are the fields of a /proc stat file after the command name (which is in
+// parentheses and may hold spaces): field 3 first. There are at least 17.
+func statFields(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, errors.New("bad /proc stat")
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 17 {
+		return nil, errors.New("bad /proc stat")
+	}
+	return fields, nil
 }
 
 // loadAverage is the machine's 1-minute load average (0 if unknown).

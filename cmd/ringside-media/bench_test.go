@@ -12,13 +12,14 @@ import (
 )
 
 // TestBenchSmallRun runs the whole bench: an in-process server, the load generator in a
-// child process (this test binary again), 5 calls of which 2 whispered, for 3 s.
+// child process (this test binary again, at niceness 3), 5 calls of which 2 whispered,
+// for 3 s.
 func TestBenchSmallRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real calls for a few seconds")
 	}
 	var out, errOut bytes.Buffer
-	if err := run([]string{"bench", "--calls", "5", "--monitored", "2", "--duration", "3s", "--warmup", "1s"}, &out, &errOut); err != nil {
+	if err := run([]string{"bench", "--calls", "5", "--monitored", "2", "--duration", "3s", "--warmup", "1s", "--generator-nice", "3"}, &out, &errOut); err != nil {
 		t.Fatalf("bench: %v\n%s", err, errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -86,6 +87,11 @@ func TestBenchSmallRun(t *testing.T) {
 	ratio, _ := probe["late_ratio"].(float64)
 	if cores < 1 || wakes < 3000/5*0.9 || wakes > 3000/5*1.1 || ratio < 0 || ratio > 1 || probe["error"] != nil {
 		t.Errorf("host_probe = %v, want about 600 wakes on each core", got["host_probe"])
+	}
+	// Every thread of the generator runs at the niceness asked for, as /proc shows it:
+	// one left at 0 would read 0.
+	if n := num("generator_nice"); n != 3 {
+		t.Errorf("generator_nice = %v, want 3 (--generator-nice 3) for all its threads", n)
 	}
 	// DAMON's threads, as ps would list them, and the warning on stderr when there are any.
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")

@@ -5,7 +5,9 @@ package main
 import (
 	"errors"
 	"math"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,4 +100,27 @@ func probeCores(begin, stop <-chan struct{}) ([][]time.Duration, error) {
 	}
 	wg.Wait()
 	return lags, errors.Join(errs...)
+}
+
+// niceProcess sets every thread of this process to niceness n. Linux keeps niceness per
+// thread: setpriority on the process's ID would change its first thread only, and the
+// threads started later inherit from the thread that starts them. A second pass catches a
+// thread started from one the first pass had not reached.
+func niceProcess(n int) error {
+	for range 2 {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil {
+				continue
+			}
+			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, n); err != nil && !errors.Is(err, unix.ESRCH) {
+				return err
+			}
+		}
+	}
+	return nil
 }
