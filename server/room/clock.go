@@ -205,14 +205,23 @@ func (c *Clock) rescue(s *shard, rooms []*Room, io []ShardIO) ([]*Room, []ShardI
 	rooms = append(rooms[:0], s.rooms...)
 	io = append(io[:0], s.io...)
 	s.mu.Unlock()
+	// Only the overdue rooms: a shard late to a poll with nothing due has not stalled
+	// anyone, and its shared sockets are left for its next poll.
+	overdue := rooms[:0]
+	for _, r := range rooms {
+		if time.Duration(r.due.Load()) <= now {
+			overdue = append(overdue, r)
+		}
+	}
+	if len(overdue) == 0 {
+		return rooms, io
+	}
 	c.rescues.Add(1)
 	for _, x := range io {
 		x.Receive()
 	}
-	for _, r := range rooms {
-		if time.Duration(r.due.Load()) <= now {
-			r.tryService(now)
-		}
+	for _, r := range overdue {
+		r.tryService(now)
 	}
 	for _, x := range io {
 		x.Flush()
