@@ -3,6 +3,7 @@ package room
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,8 +50,16 @@ func (w *timesheet) longestGap(from, to time.Time) time.Duration {
 	return max(gap, to.Sub(last))
 }
 
+// sockets stands for a shard's shared sockets: it counts the drains and flushes.
+type sockets struct{ received, flushed atomic.Int32 }
+
+func (s *sockets) Receive() { s.received.Add(1) }
+func (s *sockets) Flush()   { s.flushed.Add(1) }
+
 func TestClockRescuesTheRoomsOfAStalledShard(t *testing.T) {
 	c := NewClock(2)
+	shared := &sockets{}
+	c.AttachIO(0, shared)
 	call := func(shard int) (customer, agent *timesheet) {
 		r := New("call")
 		customer, agent = &timesheet{stall: make(chan time.Duration, 1)}, &timesheet{stall: make(chan time.Duration, 1)}
@@ -84,8 +93,19 @@ func TestClockRescuesTheRoomsOfAStalledShard(t *testing.T) {
 	const stall = 300 * time.Millisecond
 	from := time.Now()
 	stuck.stall <- stall
-	time.Sleep(stall + 50*time.Millisecond)
+	// The stall begins at the stuck room's next frame, within a period. Well inside it, the
+	// shard's goroutine is held in the room between its Receive and its Flush: drains and
+	// flushes of its sockets then are the rescues', which take its legs' packets in and
+	// send what its rooms wrote.
+	time.Sleep(50 * time.Millisecond)
+	received, flushed := shared.received.Load(), shared.flushed.Load()
+	time.Sleep(200 * time.Millisecond)
+	received, flushed = shared.received.Load()-received, shared.flushed.Load()-flushed
+	time.Sleep(stall - 200*time.Millisecond)
 	to := time.Now()
+	if received < 3 || flushed < 3 {
+		t.Errorf("the stalled shard's sockets were drained %d and flushed %d times in 200 ms of its stall, want a rescue's drain and flush every period or so", received, flushed)
+	}
 
 	if gap := stuck.longestGap(from, to); gap < stall {
 		t.Fatalf("the stalled room's longest gap is %v, want the %v stall: the test did not stall its shard", gap, stall)
