@@ -23,7 +23,7 @@ type Clock struct {
 	shards []*shard
 	next   int
 	mu     sync.Mutex
-	// rescues counts polls in which a shard serviced a stalled shard's rooms.
+	// rescues counts the times a shard serviced a stalled shard's overdue rooms.
 	rescues atomic.Uint64
 	// OnTick, when set, is told after every poll how late it started and how long it took;
 	// metrics hook it. Called from the shard goroutines.
@@ -45,10 +45,11 @@ type shard struct {
 
 // rescueAfter is how far past its poll's due time a shard must be before the other shards
 // service its overdue rooms. A shard stalls when the kernel takes its thread's core (a
-// kernel thread, another process) for milliseconds: its rooms would wait for that core
-// while the other core has time. The rooms' own frames are due takeMargin after they came,
-// so 1.5 ms of waiting costs nothing; a room the stalled shard is servicing right then
-// stays with it (Room.tryService).
+// kernel thread, another process) for milliseconds, or a room's work holds it: its rooms
+// would wait for it while another core has time. Under load a poll often starts a
+// millisecond or two late, which costs its frames nothing (a frame counts late at 5 ms),
+// so a rescue then only moves work; later than that, frames start to be late. A room the
+// stalled shard is servicing right then stays with it (Room.tryService).
 const rescueAfter = 1500 * time.Microsecond
 
 // ShardIO is I/O shared by the rooms of one shard: legs multiplexed on a few sockets. The
