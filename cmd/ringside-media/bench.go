@@ -176,6 +176,9 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	if f.target != "" && (f.cpuProfile != "" || f.execTrace != "") {
 		return usageError{errors.New("bench: --cpuprofile and --trace look into the in-process server; drop --target")}
 	}
+	if f.genNice < 0 || f.genNice > 19 {
+		return usageError{fmt.Errorf("bench: --generator-nice %d: give 0 (the default) to 19; the generator never goes before the server", f.genNice)}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}

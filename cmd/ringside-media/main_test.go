@@ -38,6 +38,7 @@ func TestCommandLineErrorsSayWhatToDo(t *testing.T) {
 		{[]string{"setting", "set", "notify-agent-on-monitor", "maybe", "--data", dir}, "true or false"},
 		{[]string{"serve", "--rtp-ports", "9-1", "--data", dir}, "LOW-HIGH"},
 		{[]string{"serve"}, "--data"},
+		{[]string{"bench", "--calls", "1", "--generator-nice", "-5"}, "0 (the default) to 19"},
 		{[]string{"frobnicate"}, "unknown command"},
 	} {
 		err := run(tc.args, &bytes.Buffer{}, &bytes.Buffer{})
