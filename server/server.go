@@ -45,6 +45,10 @@ type Config struct {
 	LiveRingFor time.Duration
 	// LivePingEvery is how often agent sockets are pinged and their login rechecked (0: 20 s).
 	LivePingEvery time.Duration
+	// Realtime runs the room clock on real-time threads (SCHED_DEADLINE, Linux;
+	// room.Clock.Realtime); where the kernel refuses, on normal threads, and a warning says
+	// how to permit it.
+	Realtime bool
 	// PasswordIterations lowers the cost of new password hashes; tests only (0: default).
 	PasswordIterations int
 }
@@ -149,6 +153,11 @@ func (s *Server) start(ctx context.Context) error {
 		return st
 	})
 	s.clock.OnTick = s.metrics.ObserveTick
+	s.clock.Realtime = cfg.Realtime
+	s.clock.OnRealtime = func(err error) {
+		s.log.Warn("--realtime: the room clock runs on normal threads, which wait behind other work when the cores are busy", "err", err)
+	}
+	s.metrics.CountRealtimeShards(s.clock.RealtimeShards)
 	s.metrics.CountRescues(s.clock.Rescues)
 	// Live calls (browser to softphone) only borrow the API's login and ask SIP whether
 	// an agent is on a phone call; SIP asks them whether an agent is on a live call.
@@ -222,6 +231,9 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // Store gives tools and tests the store of a running server.
 func (s *Server) Store() store.Store { return s.store }
+
+// RealtimeShards is how many room clock shards run on real-time threads (Config.Realtime).
+func (s *Server) RealtimeShards() int { return s.clock.RealtimeShards() }
 
 // Rescues is how many times a clock shard serviced the rooms of another, stalled one.
 func (s *Server) Rescues() uint64 { return s.clock.Rescues() }

@@ -81,8 +81,10 @@ type benchResult struct {
 	ServerPolls     *uint64 `json:"server_polls,omitempty"`
 	ServerLatePolls *uint64 `json:"server_late_polls,omitempty"`
 	// Times a shard serviced the overdue rooms of another that had stalled.
-	ServerRescues      *uint64  `json:"server_rescues,omitempty"`
-	ServerPollLagMaxMs *float64 `json:"server_poll_lag_ms_max,omitempty"`
+	ServerRescues *uint64 `json:"server_rescues,omitempty"`
+	// Shards on real-time threads at the window's end (--realtime).
+	ServerRealtimeShards *int     `json:"server_realtime_shards,omitempty"`
+	ServerPollLagMaxMs   *float64 `json:"server_poll_lag_ms_max,omitempty"`
 	// In-process, over the window: ticks at which a leg's jitter buffer had nothing to
 	// play (the generator's audio reached the server late or not at all), and frames the
 	// buffers refused or discarded unplayed (too late, overflow, draining a backlog).
@@ -166,6 +168,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.genProfile, "generator-cpuprofile", "", "write the load generator's CPU profile over the window to this file")
 	fs.StringVar(&f.logLevel, "log-level", "error", "in-process server's log level (to stderr)")
 	fs.BoolVar(&f.rtpMux, "rtp-mux", server.DefaultConfig().RTPMux, "in-process server: RTP on shared sockets per clock shard (serve --rtp-mux); false: a socket per leg")
+	fs.BoolVar(&f.Realtime, "realtime", server.DefaultConfig().Realtime, "the in-process server's room clock (serve --realtime) and the generator's ticks on real-time threads")
 	fs.IntVar(&f.muxSockets, "rtp-mux-sockets", 0, "in-process server, with --rtp-mux: shared sockets per clock shard")
 	if _, err := parse(fs, args); err != nil {
 		return err
@@ -197,6 +200,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		cfg.SIPAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 		cfg.RTPMin, cfg.RTPMax = 0, 0
 		cfg.RTPMux, cfg.RTPMuxSockets = f.rtpMux, f.muxSockets
+		cfg.Realtime = f.Realtime
 		cfg.Node = "bench"
 		cfg.PasswordIterations = 1 // a throwaway store
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -485,6 +489,8 @@ func (b *bencher) step(ctx context.Context, calls, monitored int) (benchResult, 
 				out.ServerPolls, out.ServerLatePolls, out.ServerPollLagMaxMs = &t.Polls, &t.Late, &lag
 				rescues := b.srv.Rescues() - rescues0
 				out.ServerRescues = &rescues
+				rt := b.srv.RealtimeShards()
+				out.ServerRealtimeShards = &rt
 				m := b.srv.MediaStats()
 				missing, dropped := m.JitterMissing-media0.JitterMissing, m.JitterDropped-media0.JitterDropped
 				out.ServerJitterMissing, out.ServerJitterDropped = &missing, &dropped

@@ -181,3 +181,37 @@ func TestCompareLoads(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchRealtime: with --realtime the server's clock and the generator's ticks run on
+// real-time threads, and the calls are as whole as on normal ones.
+func TestBenchRealtime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs real calls for a few seconds")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("real-time threads need root or CAP_SYS_NICE")
+	}
+	var out, errOut bytes.Buffer
+	if err := run([]string{"bench", "--calls", "5", "--monitored", "2", "--duration", "2s", "--warmup", "1s", "--realtime", "--probe-host=false"}, &out, &errOut); err != nil {
+		t.Fatalf("bench: %v\n%s", err, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var got map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("last line is not JSON: %v", err)
+	}
+	num := func(k string) float64 { v, _ := got[k].(float64); return v }
+	if num("server_realtime_shards") < 1 || num("generator_realtime_threads") < 1 {
+		t.Errorf("server_realtime_shards %v, generator_realtime_threads %v, want both on real-time threads; stderr: %s",
+			got["server_realtime_shards"], got["generator_realtime_threads"], errOut.String())
+	}
+	if num("calls_up") != 5 || num("monitors_up") != 2 || num("lost_or_leaked") != 0 {
+		t.Errorf("calls up %v, monitors up %v, lost_or_leaked %v: want 5, 2, 0", got["calls_up"], got["monitors_up"], got["lost_or_leaked"])
+	}
+	if v := num("pps_out"); v < 12*50*0.8 || v > 12*50*1.2 {
+		t.Errorf("pps_out = %.0f, want about 600", v)
+	}
+	if p50 := num("added_latency_ms_p50"); p50 <= 0 || p50 > 100 {
+		t.Errorf("added_latency_ms_p50 = %v", p50)
+	}
+}

@@ -107,6 +107,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	public := fs.String("public-ip", "", "IP advertised in SDP and Contact")
 	fs.DurationVar(&cfg.DeadAfter, "dead-after", cfg.DeadAfter, "end a call when a leg sends no RTP this long")
 	fs.StringVar(&cfg.Node, "node", cfg.Node, "this server's name in call history")
+	fs.BoolVar(&cfg.Realtime, "realtime", cfg.Realtime, "run the room clock on real-time threads (SCHED_DEADLINE; root or CAP_SYS_NICE), so frames go out on time when other work holds the cores")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	digestAlgs := fs.String("digest-algorithms", "MD5", "digest algorithms offered to phones, preferred first: MD5, SHA-256 (some phones give up when offered one they don't know)")
 	if _, err := parse(fs, args); err != nil {

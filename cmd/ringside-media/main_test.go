@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -132,5 +136,107 @@ func TestEveryInterfaceNeedsAPublicIP(t *testing.T) {
 	err := run([]string{"serve", "--data", t.TempDir(), "--sip-addr", "0.0.0.0:0", "--http-addr", "127.0.0.1:0"}, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "--public-ip") {
 		t.Fatalf("serve on 0.0.0.0 without --public-ip: %v", err)
+	}
+}
+
+// startServe runs serve with args in a child process (through wrap, a command such as
+// taskset, if given) and returns its HTTP address and its standard error so far.
+func startServe(t *testing.T, wrap []string, args string) (httpAddr string, stderr *syncBuffer) {
+	t.Helper()
+	name, argv := os.Args[0], []string{"-test.run=^$"}
+	if len(wrap) > 0 {
+		name, argv = wrap[0], append(append(wrap[1:], os.Args[0]), argv...)
+	}
+	cmd := exec.Command(name, argv...)
+	cmd.Env = append(os.Environ(), "RINGSIDE_MEDIA_ARGS=serve --data "+t.TempDir()+" --sip-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --rtp-ports 0-0 "+args)
+	stderr = &syncBuffer{}
+	cmd.Stderr = stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("serve %s: %v; stderr: %s", args, err, stderr)
+	}
+	f := strings.Fields(line)
+	if len(f) != 3 || f[0] != "ready" {
+		t.Fatalf("ready line %q", line)
+	}
+	return strings.TrimPrefix(f[2], "http="), stderr
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// realtimeShards reads ringside_clock_realtime_shards from a server's /metrics, once the
+// clock has had time to start.
+func realtimeShards(t *testing.T, httpAddr string) string {
+	t.Helper()
+	var last string
+	for range 50 {
+		res, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "ringside_clock_realtime_shards "); ok {
+				last = v
+			}
+		}
+		if last != "" && last != "0" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return last
+}
+
+func TestServeRealtime(t *testing.T) {
+	if _, err := exec.LookPath("taskset"); err != nil {
+		t.Skip("needs taskset (util-linux)")
+	}
+	// Held to one CPU, the process may not have deadline threads: serve says so and why,
+	// and runs on normal threads.
+	addr, stderr := startServe(t, []string{"taskset", "-c", "0"}, "--realtime")
+	if got := realtimeShards(t, addr); got != "0" {
+		t.Errorf("on one CPU of %d: ringside_clock_realtime_shards %q, want 0", runtime.NumCPU(), got)
+	}
+	if runtime.NumCPU() > 1 {
+		for _, want := range []string{"--realtime: the room clock runs on normal threads", "taskset"} {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("serve --realtime under taskset: stderr %q, want it to mention %q", stderr, want)
+			}
+		}
+	}
+	if syscall.Geteuid() != 0 {
+		t.Skip("real-time threads need root or CAP_SYS_NICE")
+	}
+	addr, stderr = startServe(t, nil, "--realtime")
+	if got := realtimeShards(t, addr); got == "0" || got == "" {
+		t.Errorf("serve --realtime as root: ringside_clock_realtime_shards %q, want every shard; stderr: %s", got, stderr)
+	}
+	if strings.Contains(stderr.String(), "--realtime") {
+		t.Errorf("serve --realtime as root warned: %s", stderr)
 	}
 }

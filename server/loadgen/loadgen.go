@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"ringside/media"
+	"ringside/server/realtime"
 )
 
 // Config of one run. Zero fields take DefaultConfig's values.
@@ -51,6 +53,11 @@ type Config struct {
 	// "*2" (whisper, the default). "*3" (barge) lets tests prove that a supervisor heard by
 	// the customer is caught as a leak.
 	MonitorCode string
+
+	// Realtime ticks the groups from a few real-time threads (package realtime) instead of
+	// a goroutine each: the generator stands in for phones on other machines, and against
+	// a server on real-time threads a normal one loses every contest for the cores.
+	Realtime bool
 
 	Logger *slog.Logger `json:"-"`
 	// Progress, when set, is told of each phase as it begins.
@@ -116,6 +123,7 @@ type Result struct {
 	MissingTones int `json:"missing_tones"`
 
 	Groups          int     `json:"generator_groups"`
+	RealtimeThreads int     `json:"generator_realtime_threads"` // Config.Realtime: the threads the kernel let run real-time
 	TickLagP99Ms    float64 `json:"generator_tick_lag_ms_p99"`
 	TickLagMaxMs    float64 `json:"generator_tick_lag_ms_max"`
 	SendDrops       uint64  `json:"generator_send_drops"`
@@ -284,11 +292,39 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			r.agentGroups = append(r.agentGroups, g)
 		}
 		r.pairs[g] = make(map[netip.AddrPort]bool)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			g.run(gctx)
-		}()
+		if !cfg.Realtime {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				g.run(gctx)
+			}()
+		}
+	}
+	var realtimeThreads atomic.Int32
+	if cfg.Realtime {
+		drivers := min(runtime.GOMAXPROCS(0), len(r.groups))
+		defer realtime.AddProcs(drivers)()
+		for i := range drivers {
+			// Each driver a share of both kinds: supervisors' legs, which hear two tones,
+			// cost more than agents'.
+			var mine []*group
+			for _, groups := range [][]*group{r.offerGroups, r.agentGroups} {
+				for j := i; j < len(groups); j += drivers {
+					mine = append(mine, groups[j])
+				}
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if leave, err := realtime.Enter(driverPeriod, driverShare); err != nil {
+					r.log.Warn("generator: ticking on a normal thread", "err", err)
+				} else {
+					realtimeThreads.Add(1)
+					defer leave()
+				}
+				drive(gctx, epoch, mine)
+			}()
+		}
 	}
 
 	ua, err := newUserAgent(ctx, cfg.Server, r.log)
@@ -317,6 +353,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	r.phase.Store(phaseDone)
 	window := time.Since(start)
 	r.progress(WindowEnd)
+	res.RealtimeThreads = int(realtimeThreads.Load())
 
 	var total groupStats
 	for _, g := range r.groups {

@@ -50,7 +50,7 @@ func testGroup(measuring bool) *group {
 	for i := range sil {
 		sil[i] = codec.Silence()
 	}
-	return &group{measuring: measuring, silence: sil, byPort: make(map[netip.AddrPort]*leg)}
+	return &group{measuring: measuring, silence: sil, byPort: make(map[netip.AddrPort]*leg), st: residentStats(), spare: residentStats()}
 }
 
 type rtpSender struct {

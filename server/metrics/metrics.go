@@ -94,6 +94,15 @@ func (m *Metrics) CountRescues(rescues func() uint64) {
 	}, func() float64 { return float64(rescues()) }))
 }
 
+// CountRealtimeShards exports shards (room.Clock.RealtimeShards), read at each scrape, as
+// ringside_clock_realtime_shards.
+func (m *Metrics) CountRealtimeShards(shards func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ringside_clock_realtime_shards",
+		Help: "Room-clock shards running on real-time threads (serve --realtime); 0 when off or refused by the kernel.",
+	}, func() float64 { return float64(shards()) }))
+}
+
 // ObserveTick takes the clock's report of one poll (room.Clock.OnTick).
 func (m *Metrics) ObserveTick(lag, took time.Duration) {
 	lag = max(lag, 0)

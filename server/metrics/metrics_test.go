@@ -25,6 +25,7 @@ func TestMetrics(t *testing.T) {
 	m.ObserveTick(6*time.Millisecond, 100*time.Microsecond)
 	m.ObserveTick(-time.Millisecond, 100*time.Microsecond)
 	m.CountRescues(func() uint64 { return 12 })
+	m.CountRealtimeShards(func() int { return 4 })
 	m.AuthFailure("REGISTER")
 	m.AuthFailure("REGISTER")
 	m.AuthFailure("X-SOMETHING-ODD")
@@ -48,6 +49,7 @@ func TestMetrics(t *testing.T) {
 		"ringside_tick_lag_seconds_count 3\n",
 		"ringside_late_ticks_total 1\n",
 		"ringside_clock_rescues_total 12\n",
+		"ringside_clock_realtime_shards 4\n",
 		`ringside_auth_failures_total{method="REGISTER"} 2` + "\n",
 		`ringside_auth_failures_total{method="INVITE"} 0` + "\n",
 		`ringside_auth_failures_total{method="other"} 1` + "\n",

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ringside/media"
+	"ringside/server/realtime"
 )
 
 // Clock drives many rooms from one goroutine per shard, rather than a goroutine or timer
@@ -19,10 +20,21 @@ type Clock struct {
 	// frame): a frame waits up to a poll past its due time. A poll costs a wakeup, a pass
 	// over the shard's rooms and a drain of its shared sockets. Set before Run.
 	Poll time.Duration
+	// Realtime runs each shard on a thread of its own under SCHED_DEADLINE (Linux), which
+	// sleeps in the kernel to each poll and runs the moment it is due, ahead of every
+	// normal thread on the machine: a normal thread waits its turn behind whatever holds
+	// the cores (another process, a kernel thread), and its rooms' frames go out late.
+	// Where the kernel refuses, the shard runs as without. Set before Run.
+	Realtime bool
+	// OnRealtime, when set, is told why a shard could not have its real-time thread; it
+	// then runs on normal threads. Called once at most.
+	OnRealtime func(error)
 
-	shards []*shard
-	next   int
-	mu     sync.Mutex
+	shards       []*shard
+	next         int
+	mu           sync.Mutex
+	realtime     atomic.Int32 // shards running on real-time threads
+	realtimeOnce sync.Once
 	// rescues counts the times a shard serviced a stalled shard's overdue rooms.
 	rescues atomic.Uint64
 	// OnTick, when set, is told after every poll how late it started and how long it took;
@@ -128,13 +140,22 @@ func (c *Clock) Run(ctx context.Context) {
 		poll = DefaultPoll
 	}
 	poll = min(poll, media.FrameDuration)
+	rt := false
+	if c.Realtime {
+		if err := realtime.Available(poll, deadlineShare); err != nil {
+			c.refused(err)
+		} else {
+			rt = true
+			defer realtime.AddProcs(len(c.shards))()
+		}
+	}
 	for i, s := range c.shards {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			// Shards poll at evenly spread phases, so their bursts of I/O take turns on
 			// the cores instead of all landing at once.
-			c.runShard(ctx, s, poll, start.Add(poll+time.Duration(i)*poll/time.Duration(len(c.shards))))
+			c.runShard(ctx, s, poll, start.Add(poll+time.Duration(i)*poll/time.Duration(len(c.shards))), rt)
 		}()
 	}
 	wg.Wait()
@@ -143,18 +164,32 @@ func (c *Clock) Run(ctx context.Context) {
 // Rescues is how many times a shard serviced the overdue rooms of another, stalled one.
 func (c *Clock) Rescues() uint64 { return c.rescues.Load() }
 
-func (c *Clock) runShard(ctx context.Context, s *shard, poll time.Duration, next time.Time) {
-	timer := time.NewTimer(time.Until(next))
-	defer timer.Stop()
+func (c *Clock) runShard(ctx context.Context, s *shard, poll time.Duration, next time.Time, rt bool) {
+	var wait func(time.Time) bool
+	if leave := c.becomeRealtime(poll, rt); leave != nil {
+		defer leave()
+		sleeper := realtime.NewSleeper(epoch)
+		wait = func(t time.Time) bool {
+			sleeper.Until(t)
+			return ctx.Err() == nil
+		}
+	} else {
+		timer := time.NewTimer(time.Until(next))
+		defer timer.Stop()
+		wait = func(t time.Time) bool {
+			timer.Reset(time.Until(t))
+			select {
+			case <-ctx.Done():
+				return false
+			case <-timer.C:
+				return true
+			}
+		}
+	}
 	s.polled.Store(int64(next.Sub(epoch)))
 	var rooms []*Room
 	var io []ShardIO
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
+	for wait(next) {
 		start := time.Now()
 		lag := start.Sub(next)
 		// Copy under the lock so Add and Remove never wait for a whole poll's I/O.
@@ -188,13 +223,49 @@ func (c *Clock) runShard(ctx context.Context, s *shard, poll time.Duration, next
 			// joining meanwhile waits for it, a frame at most.
 			next = next.Add((until.Sub(next) + poll - 1).Truncate(poll))
 		}
-		if behind := time.Since(next); behind > media.FrameDuration {
-			// Far behind (machine suspended): poll afresh; the rooms catch up.
-			next = time.Now().Add(poll)
+		if behind := time.Since(next); behind > 0 {
+			// Behind (a long poll, a stalled thread, a suspended machine): the poll just
+			// done took every frame due, so the polls missed meanwhile are skipped rather
+			// than run back to back with nothing to do.
+			next = next.Add((behind + poll - 1).Truncate(poll))
 		}
 		s.polled.Store(int64(next.Sub(epoch)))
-		timer.Reset(time.Until(next))
 	}
+}
+
+// RealtimeShards is how many shards run on real-time threads right now.
+func (c *Clock) RealtimeShards() int { return int(c.realtime.Load()) }
+
+// deadlineShare is the part of each poll a shard's real-time thread has reserved. Shards
+// are twice the cores: their reservations come to half the machine, leaving room for the
+// load generator's in the bench, under the kernel's 95% cap for deadline threads; a shard
+// with more to do takes time no deadline thread uses.
+const deadlineShare = 0.25
+
+// becomeRealtime puts the calling shard goroutine on a real-time thread of its own, if rt
+// and the kernel lets it, until leave.
+func (c *Clock) becomeRealtime(poll time.Duration, rt bool) (leave func()) {
+	if !rt {
+		return nil
+	}
+	leaveThread, err := realtime.Enter(poll, deadlineShare)
+	if err != nil {
+		c.refused(err)
+		return nil
+	}
+	c.realtime.Add(1)
+	return func() {
+		c.realtime.Add(-1)
+		leaveThread()
+	}
+}
+
+func (c *Clock) refused(err error) {
+	c.realtimeOnce.Do(func() {
+		if c.OnRealtime != nil {
+			c.OnRealtime(err)
+		}
+	})
 }
 
 // rescue services s's overdue rooms if s has stalled, with rooms and io as scratch.
