@@ -325,10 +325,12 @@ func (g *group) tickNext() {
 	}
 }
 
-// driverPeriod and driverShare are a driver's real-time reservation: a driver wakes at
-// least every driverPeriod, and the generator costs about half what the server does.
+// driverPeriod and driverShare are a driver's real-time reservation (realtime.Enter): a
+// driver wakes at least every driverPeriod, and the generator costs about half what the
+// server does. The period is longer than the server's poll, so when both want a core the
+// kernel (earliest deadline first) mostly runs the server.
 const (
-	driverPeriod = time.Millisecond
+	driverPeriod = 2 * time.Millisecond
 	driverShare  = 0.3
 )
 
