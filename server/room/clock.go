@@ -237,9 +237,10 @@ func (c *Clock) runShard(ctx context.Context, s *shard, poll time.Duration, next
 func (c *Clock) RealtimeShards() int { return int(c.realtime.Load()) }
 
 // deadlineShare is the part of each poll a shard's real-time thread has reserved. Shards
-// are twice the cores: their reservations come to half the machine, leaving room for the
-// load generator's in the bench, under the kernel's 95% cap for deadline threads; a shard
-// with more to do takes time no deadline thread uses.
+// are twice the cores, so their reservations come to half the machine: the kernel admits
+// reservations up to about 90% of it (on the 2-core development VM, 1.8 cores), which
+// leaves room for the bench's generator. A shard with more to do takes the time no
+// deadline thread uses.
 const deadlineShare = 0.25
 
 // becomeRealtime puts the calling shard goroutine on a real-time thread of its own, if rt
