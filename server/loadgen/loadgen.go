@@ -305,8 +305,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		drivers := min(runtime.GOMAXPROCS(0), len(r.groups))
 		defer realtime.AddProcs(drivers)()
 		for i := range drivers {
-			// Each driver a share of both kinds: supervisors' legs, which hear two tones,
-			// cost more than agents'.
+			// Each driver a share of both kinds: a driver with every offer group
+			// (customers and supervisors) fell behind where the agents' did not.
 			var mine []*group
 			for _, groups := range [][]*group{r.offerGroups, r.agentGroups} {
 				for j := i; j < len(groups); j += drivers {
