@@ -18,6 +18,7 @@ import (
 	"ringside/server/events"
 	"ringside/server/live"
 	"ringside/server/metrics"
+	"ringside/server/realtime"
 	"ringside/server/room"
 	"ringside/server/sip"
 	"ringside/server/store"
@@ -49,6 +50,11 @@ type Config struct {
 	// room.Clock.Realtime); where the kernel refuses, on normal threads, and a warning says
 	// how to permit it.
 	Realtime bool
+	// CPUWakeLatency, when set, is held as the machine's CPU wake latency limit while the
+	// server runs (realtime.HoldWakeLatency; 0: idle CPUs poll rather than sleep), so a
+	// poll never waits for a sleeping core to wake; where the kernel refuses, a warning
+	// says how to permit it.
+	CPUWakeLatency *time.Duration
 	// PasswordIterations lowers the cost of new password hashes; tests only (0: default).
 	PasswordIterations int
 }
@@ -85,8 +91,9 @@ type Server struct {
 	SIPAddr  string // as bound
 	HTTPAddr string
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	releaseWake func() // the CPU wake latency limit held (Config.CPUWakeLatency)
 }
 
 // Start opens the store (marking calls a crash left open as interrupted), binds SIP and
@@ -196,6 +203,9 @@ func (s *Server) start(ctx context.Context) error {
 	mux.Handle("/", s.api)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.http.RegisterOnShutdown(s.api.Close)
+	if cfg.CPUWakeLatency != nil {
+		s.holdWakeLatency(*cfg.CPUWakeLatency)
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -223,10 +233,25 @@ func (s *Server) Stop(ctx context.Context) error {
 	_ = s.http.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
+	if s.releaseWake != nil {
+		s.releaseWake()
+	}
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// holdWakeLatency holds limit as the CPUs' wake latency until Stop.
+func (s *Server) holdWakeLatency(limit time.Duration) {
+	release, err := realtime.HoldWakeLatency(limit)
+	if err != nil {
+		s.log.Warn("--cpu-wake-latency: idle CPUs sleep as deep as they like, and a poll may wait milliseconds for one to wake", "err", err)
+		return
+	}
+	s.releaseWake = release
+	s.metrics.WakeLatencyHeld(limit)
+	s.log.Info("holding the CPUs' wake latency", "limit", limit)
 }
 
 // Store gives tools and tests the store of a running server.

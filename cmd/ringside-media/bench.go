@@ -24,6 +24,7 @@ import (
 
 	"ringside/server"
 	"ringside/server/loadgen"
+	"ringside/server/realtime"
 	"ringside/server/sip"
 	"ringside/server/store"
 )
@@ -54,6 +55,7 @@ type benchFlags struct {
 	logLevel     string
 	rtpMux       bool
 	muxSockets   int
+	wakeLatency  *time.Duration
 }
 
 // generatorConfig is what the bench hands its generator child.
@@ -96,6 +98,9 @@ type benchResult struct {
 	Steps               []step     `json:"steps,omitempty"`
 	Compare             []load     `json:"compare,omitempty"`
 	HostProbe           *hostProbe `json:"host_probe,omitempty"`
+	// The CPU wake latency limit the bench held over its run (--cpu-wake-latency), in µs;
+	// absent when it held none.
+	CPUWakeLatencyUs *int64 `json:"cpu_wake_latency_us,omitempty"`
 }
 
 // load is one load of --compare: the same number of calls relayed and whispered, one
@@ -170,6 +175,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.rtpMux, "rtp-mux", server.DefaultConfig().RTPMux, "in-process server: RTP on shared sockets per clock shard (serve --rtp-mux); false: a socket per leg")
 	fs.BoolVar(&f.Realtime, "realtime", server.DefaultConfig().Realtime, "the in-process server's room clock (serve --realtime) and the generator's ticks on real-time threads")
 	fs.IntVar(&f.muxSockets, "rtp-mux-sockets", 0, "in-process server, with --rtp-mux: shared sockets per clock shard")
+	fs.Var(wakeLatencyFlag{&f.wakeLatency}, "cpu-wake-latency", wakeLatencyUsage+" (serve --cpu-wake-latency; the limit is the machine's, so it holds for a --target server on this machine too)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -188,6 +194,18 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 
 	ctx := context.Background()
+	var wakeLatencyUs *int64
+	if f.wakeLatency != nil {
+		// Held here rather than by the in-process server: the limit is the machine's, and
+		// it holds as well for the generator and for a --target server on this machine.
+		release, err := realtime.HoldWakeLatency(*f.wakeLatency)
+		if err != nil {
+			return fmt.Errorf("bench: --cpu-wake-latency: %w", err)
+		}
+		defer release()
+		us := f.wakeLatency.Microseconds()
+		wakeLatencyUs = &us
+	}
 	b := &bencher{f: f, stderr: stderr, pid: f.serverPID}
 	if f.target == "" {
 		dir, err := os.MkdirTemp("", "ringside-bench-")
@@ -286,6 +304,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	if out.HostKdamonds > 0 {
 		fmt.Fprintf(stderr, "bench: the host's kernel runs DAMON (%d kdamond thread(s)), which holds a core for milliseconds about every half second: some frames will be late for it (host_probe shows the host's share; README: host_kdamonds)\n", out.HostKdamonds)
 	}
+	out.CPUWakeLatencyUs = wakeLatencyUs
 	line, err := json.Marshal(out)
 	if err != nil {
 		return err

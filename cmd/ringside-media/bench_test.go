@@ -183,7 +183,8 @@ func TestCompareLoads(t *testing.T) {
 }
 
 // TestBenchRealtime: with --realtime the server's clock and the generator's ticks run on
-// real-time threads, and the calls are as whole as on normal ones.
+// real-time threads, and the calls are as whole as on normal ones; with --cpu-wake-latency
+// the bench holds the limit over its run and says so.
 func TestBenchRealtime(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real calls for a few seconds")
@@ -195,7 +196,7 @@ func TestBenchRealtime(t *testing.T) {
 		t.Skip("real-time threads need root or CAP_SYS_NICE")
 	}
 	var out, errOut bytes.Buffer
-	if err := run([]string{"bench", "--calls", "5", "--monitored", "2", "--duration", "2s", "--warmup", "1s", "--realtime", "--probe-host=false"}, &out, &errOut); err != nil {
+	if err := run([]string{"bench", "--calls", "5", "--monitored", "2", "--duration", "2s", "--warmup", "1s", "--realtime", "--cpu-wake-latency", "0s", "--probe-host=false"}, &out, &errOut); err != nil {
 		t.Fatalf("bench: %v\n%s", err, errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -207,6 +208,9 @@ func TestBenchRealtime(t *testing.T) {
 	if num("server_realtime_shards") < 1 || num("generator_realtime_threads") < 1 {
 		t.Errorf("server_realtime_shards %v, generator_realtime_threads %v, want both on real-time threads; stderr: %s",
 			got["server_realtime_shards"], got["generator_realtime_threads"], errOut.String())
+	}
+	if v, ok := got["cpu_wake_latency_us"].(float64); !ok || v != 0 {
+		t.Errorf("cpu_wake_latency_us %v, want 0 (held, --cpu-wake-latency 0s)", got["cpu_wake_latency_us"])
 	}
 	if num("calls_up") != 5 || num("monitors_up") != 2 || num("lost_or_leaked") != 0 {
 		t.Errorf("calls up %v, monitors up %v, lost_or_leaked %v: want 5, 2, 0", got["calls_up"], got["monitors_up"], got["lost_or_leaked"])

@@ -2,7 +2,7 @@
 //
 //	ringside-media serve --data DIR [--sip-addr 127.0.0.1:5060] [--http-addr 127.0.0.1:8080]
 //	                     [--rtp-ports 20000-29999] [--trunk-allow 127.0.0.0/8] [--trunk-uri sip:HOST:PORT]
-//	                     [--public-ip IP] [--rtp-mux] [--rtp-mux-sockets 8]
+//	                     [--public-ip IP] [--rtp-mux] [--rtp-mux-sockets 8] [--realtime] [--cpu-wake-latency 0s]
 //	ringside-media user add NAME --ext EXT --password PW --role agent|supervisor|admin [--team T] --data DIR
 //	ringside-media setting set notify-agent-on-monitor true|false --data DIR
 package main
@@ -29,11 +29,12 @@ import (
 const usage = `usage:
   ringside-media serve --data DIR [--sip-addr 127.0.0.1:5060] [--http-addr 127.0.0.1:8080]
                        [--rtp-ports 20000-29999] [--trunk-allow 127.0.0.0/8] [--trunk-uri sip:HOST:PORT]
-                       [--public-ip IP] [--rtp-mux] [--rtp-mux-sockets 8]
+                       [--public-ip IP] [--rtp-mux] [--rtp-mux-sockets 8] [--realtime] [--cpu-wake-latency 0s]
   ringside-media user add NAME --ext EXT --password PW --role agent|supervisor|admin [--team T] --data DIR
   ringside-media user list --data DIR
   ringside-media setting set notify-agent-on-monitor true|false --data DIR
   ringside-media bench --calls N [--monitored M] [--duration 30s] [--target ADDR] [--find-capacity] [--compare]
+                       [--realtime] [--cpu-wake-latency 0s]
 `
 
 func main() {
@@ -108,6 +109,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.DeadAfter, "dead-after", cfg.DeadAfter, "end a call when a leg sends no RTP this long")
 	fs.StringVar(&cfg.Node, "node", cfg.Node, "this server's name in call history")
 	fs.BoolVar(&cfg.Realtime, "realtime", cfg.Realtime, "run the room clock on real-time threads (SCHED_DEADLINE; root or CAP_SYS_NICE), so frames go out on time when other work holds the cores")
+	fs.Var(wakeLatencyFlag{&cfg.CPUWakeLatency}, "cpu-wake-latency", wakeLatencyUsage)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	digestAlgs := fs.String("digest-algorithms", "MD5", "digest algorithms offered to phones, preferred first: MD5, SHA-256 (some phones give up when offered one they don't know)")
 	if _, err := parse(fs, args); err != nil {
@@ -159,6 +161,31 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	return srv.Stop(sctx)
+}
+
+const wakeLatencyUsage = "off, or the longest an idle CPU may take to wake while this runs (0s: idle CPUs poll; root), so a poll never waits milliseconds for a sleeping core, as in a VM it can"
+
+// wakeLatencyFlag is --cpu-wake-latency: off, or a duration from 0.
+type wakeLatencyFlag struct{ d **time.Duration }
+
+func (f wakeLatencyFlag) String() string {
+	if f.d == nil || *f.d == nil {
+		return "off"
+	}
+	return (**f.d).String()
+}
+
+func (f wakeLatencyFlag) Set(s string) error {
+	if s == "off" {
+		*f.d = nil
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 || d > time.Hour {
+		return fmt.Errorf("want off or a duration from 0s (idle CPUs poll) to 1h, such as 20us")
+	}
+	*f.d = &d
+	return nil
 }
 
 func portRange(s string) (uint16, uint16, error) {

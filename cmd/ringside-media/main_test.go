@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"ringside/server/realtime"
 	"ringside/server/simphone"
 	"ringside/server/store"
 )
@@ -43,6 +46,8 @@ func TestCommandLineErrorsSayWhatToDo(t *testing.T) {
 		{[]string{"serve", "--rtp-ports", "9-1", "--data", dir}, "LOW-HIGH"},
 		{[]string{"serve"}, "--data"},
 		{[]string{"bench", "--calls", "1", "--generator-nice", "-5"}, "0 (the default) to 19"},
+		{[]string{"serve", "--data", dir, "--cpu-wake-latency", "soon"}, "off or a duration"},
+		{[]string{"bench", "--calls", "1", "--cpu-wake-latency", "-1ms"}, "off or a duration"},
 		{[]string{"frobnicate"}, "unknown command"},
 	} {
 		err := run(tc.args, &bytes.Buffer{}, &bytes.Buffer{})
@@ -143,13 +148,27 @@ func TestEveryInterfaceNeedsAPublicIP(t *testing.T) {
 // taskset, if given) and returns its HTTP address and its standard error so far.
 func startServe(t *testing.T, wrap []string, args string) (httpAddr string, stderr *syncBuffer) {
 	t.Helper()
-	name, argv := os.Args[0], []string{"-test.run=^$"}
+	p := startServeIn(t, os.Args[0], t.TempDir(), wrap, args)
+	return p.httpAddr, p.stderr
+}
+
+// served is a serve process a test started.
+type served struct {
+	cmd      *exec.Cmd
+	httpAddr string
+	stderr   *syncBuffer
+}
+
+// startServeIn runs serve from the test binary exe, with its data in dir.
+func startServeIn(t *testing.T, exe, dir string, wrap []string, args string) served {
+	t.Helper()
+	name, argv := exe, []string{"-test.run=^$"}
 	if len(wrap) > 0 {
-		name, argv = wrap[0], append(append(wrap[1:], os.Args[0]), argv...)
+		name, argv = wrap[0], append(append(wrap[1:], exe), argv...)
 	}
 	cmd := exec.Command(name, argv...)
-	cmd.Env = append(os.Environ(), "RINGSIDE_MEDIA_ARGS=serve --data "+t.TempDir()+" --sip-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --rtp-ports 0-0 "+args)
-	stderr = &syncBuffer{}
+	cmd.Env = append(os.Environ(), "RINGSIDE_MEDIA_ARGS=serve --data "+dir+" --sip-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --rtp-ports 0-0 "+args)
+	stderr := &syncBuffer{}
 	cmd.Stderr = stderr
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -167,7 +186,7 @@ func startServe(t *testing.T, wrap []string, args string) (httpAddr string, stde
 	if len(f) != 3 || f[0] != "ready" {
 		t.Fatalf("ready line %q", line)
 	}
-	return strings.TrimPrefix(f[2], "http="), stderr
+	return served{cmd: cmd, httpAddr: strings.TrimPrefix(f[2], "http="), stderr: stderr}
 }
 
 type syncBuffer struct {
@@ -241,5 +260,98 @@ func TestServeRealtime(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), "--realtime") {
 		t.Errorf("serve --realtime as root warned: %s", stderr)
+	}
+}
+
+// metricValue is the value of the metric name in a server's /metrics ("" when absent).
+func metricValue(t *testing.T, httpAddr, name string) string {
+	t.Helper()
+	res, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestServeHoldsCPUWakeLatency: with --cpu-wake-latency 0s idle CPUs poll while
+// serve runs (the machine's CPU latency limit reads 0), and the kernel lets go of the
+// limit when serve dies, even killed: a crash leaves the machine's power saving as it was.
+// A user who may not set the limit is told so, and serve runs as it would without.
+func TestServeHoldsCPUWakeLatency(t *testing.T) {
+	if os.Getenv("RINGSIDE_TEST_REALTIME") == "" {
+		t.Skip("the limit is the machine's: make test runs it alone (RINGSIDE_TEST_REALTIME=1)")
+	}
+	if syscall.Geteuid() != 0 {
+		t.Skip("the CPU latency limit is root's")
+	}
+	before, err := realtime.WakeLatency()
+	if err != nil {
+		t.Skipf("no CPU latency limit here: %v", err)
+	}
+	if before == 0 {
+		t.Skip("another process holds the CPUs' wake latency at 0 already")
+	}
+
+	p := startServeIn(t, os.Args[0], t.TempDir(), nil, "--cpu-wake-latency 0s")
+	if got, err := realtime.WakeLatency(); err != nil || got != 0 {
+		t.Errorf("serve --cpu-wake-latency 0s running: the CPU latency limit is %v (%v), want 0", got, err)
+	}
+	if got := metricValue(t, p.httpAddr, "ringside_cpu_wake_latency_seconds"); got != "0" {
+		t.Errorf("ringside_cpu_wake_latency_seconds %q, want 0", got)
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+	if got, _ := realtime.WakeLatency(); got != before {
+		t.Errorf("serve killed: the CPU latency limit is %v, want %v as before it ran", got, before)
+	}
+
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("needs setpriv (util-linux) to run serve as a user without the right")
+	}
+	// A copy of this binary and a data directory the unprivileged user can reach.
+	dir, err := os.MkdirTemp("", "ringside-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	exe, data := filepath.Join(dir, "ringside-media.test"), filepath.Join(dir, "data")
+	bin, err := os.ReadFile(os.Args[0])
+	if err == nil {
+		err = os.WriteFile(exe, bin, 0o755)
+	}
+	if err == nil {
+		err = os.Mkdir(data, 0o777)
+	}
+	if err == nil {
+		err = errors.Join(os.Chmod(dir, 0o755), os.Chmod(data, 0o777))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = startServeIn(t, exe, data, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, "--cpu-wake-latency 0s")
+	var warned bool
+	for range 100 {
+		if warned = strings.Contains(p.stderr.String(), "--cpu-wake-latency") && strings.Contains(p.stderr.String(), "run as root"); warned {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !warned {
+		t.Errorf("serve --cpu-wake-latency 0s as nobody: stderr %q, want a warning that says to run as root", p.stderr)
+	}
+	if got := metricValue(t, p.httpAddr, "ringside_cpu_wake_latency_seconds"); got != "" {
+		t.Errorf("serve as nobody: ringside_cpu_wake_latency_seconds %q, want none (nothing held)", got)
+	}
+	if got, _ := realtime.WakeLatency(); got != before {
+		t.Errorf("serve as nobody: the CPU latency limit is %v, want %v unchanged", got, before)
 	}
 }

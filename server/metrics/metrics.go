@@ -103,6 +103,15 @@ func (m *Metrics) CountRealtimeShards(shards func() int) {
 	}, func() float64 { return float64(shards()) }))
 }
 
+// WakeLatencyHeld exports the CPU wake latency limit the server holds
+// (serve --cpu-wake-latency) as ringside_cpu_wake_latency_seconds; absent while none is.
+func (m *Metrics) WakeLatencyHeld(limit time.Duration) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ringside_cpu_wake_latency_seconds",
+		Help: "The CPU wake latency limit serve holds (--cpu-wake-latency; 0: idle CPUs poll); absent when it holds none.",
+	}, limit.Seconds))
+}
+
 // ObserveTick takes the clock's report of one poll (room.Clock.OnTick).
 func (m *Metrics) ObserveTick(lag, took time.Duration) {
 	lag = max(lag, 0)

@@ -1,7 +1,8 @@
 // Package realtime puts a goroutine on a thread of its own that the kernel runs on time:
 // under SCHED_DEADLINE (Linux) it runs the moment it wakes, ahead of every normal thread
 // on the machine, where a normal thread waits its turn behind whatever holds the cores
-// (another process, a kernel thread).
+// (another process, a kernel thread). HoldWakeLatency keeps idle CPUs from sleeping so deep
+// that waking one for a poll takes milliseconds.
 //
 // Deadline, not SCHED_FIFO: a FIFO thread that spins in the Go runtime waiting for a
 // normal thread on its core (the garbage collector holding its goroutine's status while it

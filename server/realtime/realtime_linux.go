@@ -1,8 +1,14 @@
 package realtime
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -67,4 +73,52 @@ func (s *Sleeper) Until(t time.Time) {
 	at := unix.NsecToTimespec(int64(s.mono + t.Sub(s.epoch)))
 	for unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &at, nil) == unix.EINTR {
 	}
+}
+
+// cpuLatencyQoS is the kernel's CPU latency limit (PM QoS): a process's request stands
+// while it keeps the file open with the limit written, in microseconds.
+const cpuLatencyQoS = "/dev/cpu_dma_latency"
+
+// HoldWakeLatency asks the kernel to keep every CPU able to wake within limit, until
+// release. An idle CPU otherwise goes into its deepest sleep; waking it for a poll costs
+// its exit latency, and in a virtual machine a halted CPU waits for the hypervisor to run
+// it again: on the 2-core development VM a core stayed idle 5 ms while a shard's thread
+// waited to run on it, and the bench's late frames came mostly from such waits. With limit
+// 0, idle CPUs poll instead of sleeping, at the cost of power (in a VM, of the host's CPU
+// time). The kernel drops the request when the process ends, however it ends.
+func HoldWakeLatency(limit time.Duration) (release func(), err error) {
+	us := limit.Microseconds()
+	if limit < 0 || us > math.MaxInt32 {
+		return nil, fmt.Errorf("CPU wake latency %v: give 0 to %v", limit, time.Duration(math.MaxInt32)*time.Microsecond)
+	}
+	f, err := os.OpenFile(cpuLatencyQoS, os.O_WRONLY, 0)
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("not permitted: run as root (%s, the kernel's CPU latency limit, is root's)", cpuLatencyQoS)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("this kernel takes no CPU latency requests (no %s)", cpuLatencyQoS)
+	case err != nil:
+		return nil, err
+	}
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], uint32(us))
+	if _, err := f.Write(b[:]); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", cpuLatencyQoS, err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { f.Close() }) }, nil
+}
+
+// WakeLatency is the CPU latency limit in force: the strictest of every process's
+// requests, or the kernel's default (about 2,000 s) when there are none.
+func WakeLatency() (time.Duration, error) {
+	b, err := os.ReadFile(cpuLatencyQoS)
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 4 {
+		return 0, fmt.Errorf("%s: read %d bytes, want 4", cpuLatencyQoS, len(b))
+	}
+	return time.Duration(int32(binary.NativeEndian.Uint32(b))) * time.Microsecond, nil
 }
