@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ringside/server/realtime"
 )
 
 // TestBenchSmallRun runs the whole bench: an in-process server, the load generator in a
@@ -92,6 +94,15 @@ func TestBenchSmallRun(t *testing.T) {
 	// one left at 0 would read 0.
 	if n := num("generator_nice"); n != 3 {
 		t.Errorf("generator_nice = %v, want 3 (--generator-nice 3) for all its threads", n)
+	}
+	// The CPU wake latency limit, held by default where the bench may (root, Linux); where
+	// it may not, stderr says why and the bench runs on.
+	if _, err := realtime.WakeLatency(); err == nil && os.Geteuid() == 0 {
+		if v, ok := got["cpu_wake_latency_us"].(float64); !ok || v != 0 {
+			t.Errorf("cpu_wake_latency_us = %v, want 0: held by default as root", got["cpu_wake_latency_us"])
+		}
+	} else if _, ok := got["cpu_wake_latency_us"]; ok || !strings.Contains(errOut.String(), "idle CPUs may sleep") {
+		t.Errorf("cpu_wake_latency_us = %v where it cannot be held; stderr %q, want it to say why", got["cpu_wake_latency_us"], errOut.String())
 	}
 	// DAMON's threads, as ps would list them, and the warning on stderr when there are any.
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")

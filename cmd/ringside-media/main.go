@@ -34,7 +34,7 @@ const usage = `usage:
   ringside-media user list --data DIR
   ringside-media setting set notify-agent-on-monitor true|false --data DIR
   ringside-media bench --calls N [--monitored M] [--duration 30s] [--target ADDR] [--find-capacity] [--compare]
-                       [--realtime] [--cpu-wake-latency 0s]
+                       [--realtime] [--cpu-wake-latency 0s|off]
 `
 
 func main() {
