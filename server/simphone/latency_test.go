@@ -1,6 +1,7 @@
 package simphone
 
 import (
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -265,23 +266,43 @@ func (r *latencyRig) close() {
 // the peer → its audio handed to the speaker.
 func (r *latencyRig) measure(tb testing.TB) (capture, playback time.Duration) {
 	tb.Helper()
+	capture, playback, err := r.try()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return capture, playback
+}
+
+// try is measure, with an error naming the stage where a marker was lost.
+func (r *latencyRig) try() (capture, playback time.Duration, err error) {
 	timeout := time.After(2 * time.Second)
-	wait := func(ch chan time.Time) time.Time {
+	wait := func(ch chan time.Time, stage string) (time.Time, error) {
 		select {
 		case t := <-ch:
-			return t
+			return t, nil
 		case <-timeout:
-			tb.Fatal("marker lost")
+			return time.Time{}, fmt.Errorf("marker lost: %s", stage)
 		}
-		return time.Time{}
 	}
 	r.dev.mark <- struct{}{}
-	c0 := wait(r.dev.captured)
-	c1 := wait(r.received)
+	c0, err := wait(r.dev.captured, "the microphone's frame was never handed to the phone")
+	if err != nil {
+		return 0, 0, err
+	}
+	c1, err := wait(r.received, "the phone never sent the microphone's marker")
+	if err != nil {
+		return 0, 0, err
+	}
 	r.sendMark <- struct{}{}
-	p0 := wait(r.sent)
-	p1 := wait(r.dev.played)
-	return c1.Sub(c0), p1.Sub(p0)
+	p0, err := wait(r.sent, "the peer never sent its marker")
+	if err != nil {
+		return 0, 0, err
+	}
+	p1, err := wait(r.dev.played, "the peer's marker never reached the speaker")
+	if err != nil {
+		return 0, 0, err
+	}
+	return c1.Sub(c0), p1.Sub(p0), nil
 }
 
 // BenchmarkAudioLatency measures the audio a softphone adds, per direction, over calls
@@ -339,15 +360,29 @@ func TestAudioLatency(t *testing.T) {
 		t.Skip("takes a few seconds")
 	}
 	var caps, plays []float64
-	for range 3 {
+	// A machine busy with other tests may starve the phone for a moment, and a frame
+	// late past its place is dropped, as on a real call: one lost marker starts a call
+	// afresh; two fail.
+	lost := 0
+	for calls := 0; calls < 3; {
 		r := newLatencyRig(t)
-		r.measure(t)
-		for range 5 {
-			c, p := r.measure(t)
-			caps = append(caps, ms(c+latencyPeriod))
-			plays = append(plays, ms(p+latencyPeriod*latencyPeriods))
+		_, _, err := r.try()
+		for i := 0; err == nil && i < 5; i++ {
+			var c, p time.Duration
+			if c, p, err = r.try(); err == nil {
+				caps = append(caps, ms(c+latencyPeriod))
+				plays = append(plays, ms(p+latencyPeriod*latencyPeriods))
+			}
 		}
 		r.close()
+		if err != nil {
+			if lost++; lost > 1 {
+				t.Fatalf("%v (twice)", err)
+			}
+			t.Log(err)
+			continue
+		}
+		calls++
 	}
 	c50, p50 := percentile(caps, 50), percentile(plays, 50)
 	t.Logf("capture→RTP p50 %.1f ms max %.1f ms; RTP→playback p50 %.1f ms max %.1f ms (sound card buffer counted)",
