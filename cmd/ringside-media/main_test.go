@@ -212,18 +212,7 @@ func realtimeShards(t *testing.T, httpAddr string) string {
 	t.Helper()
 	var last string
 	for range 50 {
-		res, err := http.Get("http://" + httpAddr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "ringside_clock_realtime_shards "); ok {
-				last = v
-			}
-		}
-		if last != "" && last != "0" {
+		if last = metricValue(t, httpAddr, "ringside_clock_realtime_shards"); last != "" && last != "0" {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
