@@ -181,8 +181,8 @@ func (f wakeLatencyFlag) Set(s string) error {
 		return nil
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 || d > time.Hour {
-		return fmt.Errorf("want off or a duration from 0s (idle CPUs poll) to 1h, such as 20us")
+	if err != nil || d < 0 || d > 30*time.Minute {
+		return fmt.Errorf("want off or a duration from 0s (idle CPUs poll) to 30m, such as 20us")
 	}
 	*f.d = &d
 	return nil
